@@ -1,0 +1,40 @@
+# The two set-up commands: `make run` and `make test`. Each makes .venv itself.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export CREDWARDEN_HOME ?= $(CURDIR)/.credwarden
+
+.PHONY: run test lint typecheck unit bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e .
+	@touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $@ $(VENV)/.installed
+
+run: $(VENV)/.installed
+	@PATH="$(CURDIR)/$(BIN):$$PATH" sh scripts/quickstart.sh
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: $(VENV)/.installed-dev
+	$(BIN)/mypy src/credwarden
+
+unit: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest -q
+
+test: lint typecheck unit
+
+bench: $(VENV)/.installed
+	$(BIN)/python bench/read.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,0 +1,175 @@
+"""Hash-chained audit events: each link is HMAC-SHA-256(audit key, previous hash, canonical event).
+
+Keying the chain with a secret wrapped by the master key means someone who can
+write the database but lacks the key cannot re-compute the chain after an edit.
+The head row (last seq and hash, with its own MAC) catches deletion at the tail.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any, Final, NamedTuple
+
+from ..store.base import AuditHead, AuditRow, Tx
+
+GENESIS: Final = "0" * 64
+_COLUMNS: Final = ("ts", "principal", "action", "address", "result")
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def canonical(obj: dict[str, Any]) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+class AuditEvent(NamedTuple):
+    """One operation as recorded: never a secret value."""
+
+    seq: int
+    ts: str
+    principal: str
+    action: str
+    address: str | None
+    version: int | None
+    result: str
+    source: str
+    host: str
+    pid: int
+    detail: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return self._asdict()
+
+    @classmethod
+    def from_row(cls, row: AuditRow) -> AuditEvent:
+        d = json.loads(row.body)
+        return cls(**d)
+
+
+class VerifyReport(NamedTuple):
+    ok: bool
+    checked: int
+    first_bad_seq: int | None = None
+    reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return self._asdict()
+
+
+class AuditChain:
+    """Appends and verifies events with a key that only master-key holders have."""
+
+    __slots__ = ("_key", "host", "pid")
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+        self.host = (
+            os.uname().nodename
+            if hasattr(os, "uname")
+            else os.environ.get("COMPUTERNAME", "unknown")
+        )
+        self.pid = os.getpid()
+
+    def __repr__(self) -> str:
+        return "AuditChain(<key>)"
+
+    def link(self, prev_hash: str, body: str) -> str:
+        msg = prev_hash.encode() + b"\n" + body.encode()
+        return hmac.new(self._key, msg, hashlib.sha256).hexdigest()
+
+    def head_mac(self, seq: int, hash_: str) -> str:
+        return hmac.new(self._key, f"head|{seq}|{hash_}".encode(), hashlib.sha256).hexdigest()
+
+    def append(
+        self,
+        tx: Tx,
+        *,
+        principal: str,
+        action: str,
+        address: str | None,
+        result: str,
+        source: str,
+        version: int | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> AuditEvent:
+        head = tx.audit_head()
+        seq, prev = (head.seq + 1, head.hash) if head else (1, GENESIS)
+        event = AuditEvent(
+            seq,
+            now_iso(),
+            principal,
+            action,
+            address,
+            version,
+            result,
+            source,
+            self.host,
+            self.pid,
+            detail or {},
+        )
+        body = canonical(event.to_dict())
+        digest = self.link(prev, body)
+        tx.audit_append(
+            AuditRow(seq, event.ts, principal, action, address, result, body, prev, digest),
+            AuditHead(seq, digest, self.head_mac(seq, digest)),
+        )
+        return event
+
+    def verify(self, rows: Iterable[AuditRow], head: AuditHead | None) -> VerifyReport:
+        """Walk the whole log; name the first event that was edited, removed or moved."""
+        prev, expect, checked = GENESIS, 1, 0
+        for row in rows:
+            if row.seq != expect:
+                what = "missing" if row.seq > expect else "out of order"
+                return VerifyReport(
+                    False, checked, expect, f"event {expect} is {what} (found event {row.seq} next)"
+                )
+            if row.prev_hash != prev:
+                return VerifyReport(
+                    False,
+                    checked,
+                    row.seq,
+                    f"event {row.seq} does not follow event {row.seq - 1}"
+                    " (chain broken: an event was removed, inserted or moved)",
+                )
+            if not hmac.compare_digest(self.link(prev, row.body), row.hash):
+                return VerifyReport(
+                    False,
+                    checked,
+                    row.seq,
+                    f"event {row.seq} was altered (its hash does not match)",
+                )
+            try:
+                body = json.loads(row.body)
+            except ValueError:
+                return VerifyReport(False, checked, row.seq, f"event {row.seq} is not JSON")
+            if body.get("seq") != row.seq or any(body.get(c) != getattr(row, c) for c in _COLUMNS):
+                return VerifyReport(
+                    False,
+                    checked,
+                    row.seq,
+                    f"event {row.seq} was altered (its columns differ from the hashed record)",
+                )
+            prev, expect, checked = row.hash, expect + 1, checked + 1
+        if head is None:
+            if checked:
+                return VerifyReport(False, checked, 1, "the audit head record is missing")
+            return VerifyReport(True, 0)
+        if not hmac.compare_digest(self.head_mac(head.seq, head.hash), head.mac):
+            return VerifyReport(False, checked, head.seq, "the audit head record was altered")
+        if head.seq != checked or head.hash != prev:
+            return VerifyReport(
+                False,
+                checked,
+                checked + 1 if head.seq > checked else head.seq,
+                f"events after {checked} are missing (the log was cut: head says"
+                f" {head.seq} events)",
+            )
+        return VerifyReport(True, checked)

@@ -1,0 +1,26 @@
+"""Opening the facade for a command: settings from the environment, hidden prompts on a TTY."""
+
+from __future__ import annotations
+
+import sys
+
+from ..warden import Warden
+
+
+def prompt_secret(label: str, confirm: bool) -> str:
+    """Ask for a secret with hidden input; refuse when there is no terminal to ask on."""
+    if not sys.stdin.isatty():
+        from ..errors import UsageError
+
+        raise UsageError(
+            f"{label} is needed and standard input is not a terminal",
+            hint="pass it with --stdin, --field or an environment variable",
+        )
+    import click
+
+    value: str = click.prompt(label, hide_input=True, confirmation_prompt=confirm, err=True)
+    return value
+
+
+def open_warden() -> Warden:
+    return Warden.open(source="cli", prompt=prompt_secret)

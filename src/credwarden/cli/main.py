@@ -1,0 +1,56 @@
+"""`credwarden` entry point: `get ADDRESS` is answered without importing click (cold start).
+
+Every other command line goes to the click application in `app.py`. The fast
+path accepts only the plain forms of `get` (an address and -n); anything else,
+`--help` included, falls through to click, so behaviour is the same either way.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, NoReturn
+
+from ..errors import CredwardenError
+
+
+def report_error(exc: CredwardenError) -> None:
+    """Print an error and its hint on stderr (never a secret: messages are built to be safe)."""
+    sys.stderr.write(f"error: {exc.message}\n")
+    if exc.hint:
+        sys.stderr.write(f"hint: {exc.hint}\n")
+
+
+def _fast_get(args: list[str]) -> int | None:
+    """`get ADDRESS [-n]` without click; None when the arguments need the full parser."""
+    refs = [a for a in args if a not in ("-n", "--no-newline")]
+    if len(refs) != 1 or refs[0].startswith("-"):
+        return None
+    from .context import open_warden
+
+    with open_warden() as w:
+        value = w.get(refs[0]).reveal()
+    sys.stdout.write(value if len(refs) < len(args) else value + "\n")
+    sys.stdout.flush()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> Any:
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        if args[:1] == ["get"]:
+            rc = _fast_get(args[1:])
+            if rc is not None:
+                return rc
+        from .app import cli
+
+        return cli.main(args=args, prog_name="credwarden", standalone_mode=True)
+    except CredwardenError as exc:
+        report_error(exc)
+        _exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        _exit(130)
+
+
+def _exit(code: int) -> NoReturn:
+    sys.exit(code)

@@ -1,0 +1,1 @@
+"""Lifecycle: health, expiry and rotation state of credentials."""

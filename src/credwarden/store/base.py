@@ -1,0 +1,110 @@
+"""The storage contract: four record methods with compare-and-set, and an append-only audit log.
+
+The store is untrusted: it only ever holds ciphertext for secret material.
+Everything above it (keys, credentials, versions) is a record `(ns, key, rev,
+body)`; `rev` is the compare-and-set token. Every backend passes the one
+conformance suite in tests/store/.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from typing import NamedTuple
+
+
+class Record(NamedTuple):
+    key: str
+    rev: int
+    body: bytes
+
+
+class AuditRow(NamedTuple):
+    """One stored audit event: indexed columns, the canonical body, and the chain links."""
+
+    seq: int
+    ts: str
+    principal: str
+    action: str
+    address: str | None
+    result: str
+    body: str
+    prev_hash: str
+    hash: str
+
+
+class AuditHead(NamedTuple):
+    seq: int
+    hash: str
+    mac: str
+
+
+_list = list  # `list` is shadowed by a method name below
+
+
+class Tx(ABC):
+    """One transaction. Leaving the `with` block commits; an exception rolls back."""
+
+    @abstractmethod
+    def get(self, ns: str, key: str) -> Record | None:
+        """The record, or None."""
+
+    @abstractmethod
+    def put(self, ns: str, key: str, body: bytes, *, rev: int) -> int:
+        """Write if the current rev is `rev` (0: must not exist); return the new rev.
+
+        Raises Conflict (or AlreadyExists for rev 0) when someone changed it first.
+        """
+
+    @abstractmethod
+    def delete(self, ns: str, key: str, *, rev: int) -> None:
+        """Delete if the current rev is `rev`; Conflict otherwise."""
+
+    @abstractmethod
+    def list(self, ns: str, prefix: str = "") -> _list[Record]:
+        """Records whose key starts with `prefix`, ordered by key."""
+
+    @abstractmethod
+    def audit_head(self) -> AuditHead | None:
+        """The last event's seq and hash, locked until the transaction ends."""
+
+    @abstractmethod
+    def audit_append(self, row: AuditRow, head: AuditHead) -> None:
+        """Append an event and move the head to it, in this transaction."""
+
+    @abstractmethod
+    def audit_scan(
+        self,
+        *,
+        after_seq: int = 0,
+        address: str | None = None,
+        principal: str | None = None,
+        since: str | None = None,
+        limit: int | None = None,
+        newest_first: bool = False,
+    ) -> Iterator[AuditRow]:
+        """Events in seq order (or reversed), filtered on the indexed columns."""
+
+    @abstractmethod
+    def last_used(self, addresses: _list[str] | None = None) -> dict[str, str]:
+        """The time of the last successful read/use of each address (all when None)."""
+
+
+class Store(ABC):
+    """A database holding records and the audit log."""
+
+    dialect: str
+    url: str
+
+    @abstractmethod
+    def transaction(self, *, write: bool = True) -> AbstractContextManager[Tx]:
+        """A transaction; write ones are serialized with other writers where the backend must."""
+
+    @abstractmethod
+    def schema_version(self) -> int:
+        """The applied migration number."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections."""

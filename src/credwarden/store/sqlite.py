@@ -1,0 +1,253 @@
+"""SQLite backend over the standard library's sqlite3: WAL, one connection per thread."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from ..errors import AlreadyExists, Conflict, CredwardenError, StoreError
+from . import migrate
+from .base import AuditHead, AuditRow, Record, Store, Tx
+
+_TOP = "\U0010ffff"
+_AUDIT_COLS = "seq, ts, principal, action, address, result, body, prev_hash, hash"
+
+_list = list  # `list` is shadowed by a method name below
+
+
+class SQLiteTx(Tx):
+    __slots__ = ("_c",)
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._c = conn
+
+    def get(self, ns: str, key: str) -> Record | None:
+        row = self._c.execute(
+            "SELECT rev, body FROM records WHERE ns = ? AND key = ?", (ns, key)
+        ).fetchone()
+        return None if row is None else Record(key, row[0], row[1])
+
+    def put(self, ns: str, key: str, body: bytes, *, rev: int) -> int:
+        if rev == 0:
+            try:
+                self._c.execute(
+                    "INSERT INTO records (ns, key, rev, body) VALUES (?, ?, 1, ?)", (ns, key, body)
+                )
+            except sqlite3.IntegrityError:
+                raise AlreadyExists(f"{ns} record {key!r} already exists") from None
+            return 1
+        cur = self._c.execute(
+            "UPDATE records SET body = ?, rev = rev + 1 WHERE ns = ? AND key = ? AND rev = ?",
+            (body, ns, key, rev),
+        )
+        if cur.rowcount != 1:
+            raise Conflict(f"{ns} record {key!r} was changed by someone else")
+        return rev + 1
+
+    def delete(self, ns: str, key: str, *, rev: int) -> None:
+        cur = self._c.execute(
+            "DELETE FROM records WHERE ns = ? AND key = ? AND rev = ?", (ns, key, rev)
+        )
+        if cur.rowcount != 1:
+            raise Conflict(f"{ns} record {key!r} was changed by someone else")
+
+    def list(self, ns: str, prefix: str = "") -> _list[Record]:
+        rows = self._c.execute(
+            "SELECT key, rev, body FROM records WHERE ns = ? AND key >= ? AND key < ? ORDER BY key",
+            (ns, prefix, prefix + _TOP),
+        ).fetchall()
+        return [Record(k, r, b) for k, r, b in rows]
+
+    def audit_head(self) -> AuditHead | None:
+        row = self._c.execute("SELECT seq, hash, mac FROM audit_head WHERE id = 1").fetchone()
+        return None if row is None else AuditHead(row[0], row[1], row[2])
+
+    def audit_append(self, row: AuditRow, head: AuditHead) -> None:
+        self._c.execute(
+            f"INSERT INTO audit_events ({_AUDIT_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                row.seq,
+                row.ts,
+                row.principal,
+                row.action,
+                row.address,
+                row.result,
+                row.body,
+                row.prev_hash,
+                row.hash,
+            ),
+        )
+        self._c.execute(
+            "INSERT INTO audit_head (id, seq, hash, mac) VALUES (1, ?, ?, ?)"
+            " ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash,"
+            " mac = excluded.mac",
+            (head.seq, head.hash, head.mac),
+        )
+
+    def audit_scan(
+        self,
+        *,
+        after_seq: int = 0,
+        address: str | None = None,
+        principal: str | None = None,
+        since: str | None = None,
+        limit: int | None = None,
+        newest_first: bool = False,
+    ) -> Iterator[AuditRow]:
+        where, args = ["seq > ?"], [after_seq]
+        for col, val in (("address", address), ("principal", principal)):
+            if val is not None:
+                where.append(f"{col} = ?")
+                args.append(val)  # type: ignore[arg-type]
+        if since is not None:
+            where.append("ts >= ?")
+            args.append(since)  # type: ignore[arg-type]
+        sql = (
+            f"SELECT {_AUDIT_COLS} FROM audit_events WHERE {' AND '.join(where)}"
+            f" ORDER BY seq {'DESC' if newest_first else 'ASC'}"
+        )
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        for r in self._c.execute(sql, args):
+            yield AuditRow(*r)
+
+    def last_used(self, addresses: _list[str] | None = None) -> dict[str, str]:
+        if addresses is None:
+            rows = self._c.execute(
+                "SELECT address, max(ts) FROM audit_events WHERE action IN ('read', 'use')"
+                " AND result = 'ok' AND address IS NOT NULL GROUP BY address"
+            ).fetchall()
+            return {a: t for a, t in rows}
+        out = {}
+        for a in addresses:
+            row = self._c.execute(
+                "SELECT ts FROM audit_events WHERE address = ? AND action IN ('read', 'use')"
+                " AND result = 'ok' ORDER BY seq DESC LIMIT 1",
+                (a,),
+            ).fetchone()
+            if row:
+                out[a] = row[0]
+        return out
+
+
+class SQLiteStore(Store):
+    """One file in WAL mode; writers serialize on BEGIN IMMEDIATE with a busy timeout."""
+
+    dialect = "sqlite"
+    BUSY_TIMEOUT_S = 30.0
+
+    def __init__(self, url: str, *, create: bool = True) -> None:
+        self.url = url
+        self.path = url[len("sqlite:///") :]
+        if not create and not os.path.exists(self.path):
+            raise StoreError(
+                f"no credwarden store at {self.path}",
+                hint="run `credwarden init`, or set CREDWARDEN_HOME / CREDWARDEN_DATABASE_URL",
+            )
+        self._local = threading.local()
+        self._all: _list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._migrate(create)
+
+    def _connect(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            return conn
+        try:
+            if not os.path.exists(self.path):
+                os.makedirs(os.path.dirname(self.path) or ".", mode=0o700, exist_ok=True)
+                # The file holds metadata and ciphertext: readable by its owner only.
+                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
+            conn = sqlite3.connect(
+                self.path,
+                timeout=self.BUSY_TIMEOUT_S,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"cannot open the SQLite store at {self.path}: {exc}") from None
+        self._local.conn = conn
+        with self._lock:
+            self._all.append(conn)
+        return conn
+
+    def _version(self, conn: sqlite3.Connection) -> int:
+        try:
+            row = conn.execute(f"SELECT max(version) FROM {migrate.SCHEMA_TABLE}").fetchone()
+        except sqlite3.OperationalError:
+            return 0
+        return int(row[0] or 0)
+
+    def _migrate(self, create: bool) -> None:
+        conn = self._connect()
+        current = self._version(conn)
+        migrate.refuse_newer(current, self.dialect)
+        if current == migrate.latest(self.dialect):
+            return
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {migrate.SCHEMA_TABLE} (version INTEGER PRIMARY KEY,"
+                " name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+            )
+            for m in migrate.pending(self.dialect, self._version(conn)):
+                for stmt in m.statements:
+                    conn.execute(stmt)
+                conn.execute(
+                    f"INSERT INTO {migrate.SCHEMA_TABLE} VALUES (?, ?, ?)",
+                    (m.number, m.name, datetime.now(UTC).isoformat()),
+                )
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            conn.execute("ROLLBACK")
+            raise StoreError(f"migrating the SQLite store at {self.path} failed: {exc}") from None
+
+    def schema_version(self) -> int:
+        return self._version(self._connect())
+
+    @contextmanager
+    def transaction(self, *, write: bool = True) -> Iterator[Tx]:
+        conn = self._connect()
+        try:
+            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        except sqlite3.Error as exc:
+            raise _store_error(exc) from None
+        try:
+            yield SQLiteTx(conn)
+        except BaseException as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise _store_error(exc) from None
+            raise
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise _store_error(exc) from None
+
+    def close(self) -> None:
+        with self._lock:
+            conns, self._all = self._all, []
+        for c in conns:
+            c.close()
+        self._local = threading.local()
+
+
+def _store_error(exc: Any) -> CredwardenError:
+    text = str(exc)
+    if "locked" in text or "busy" in text:
+        return StoreError(
+            "the SQLite store is busy (locked by another writer for too long)",
+            hint="retry; if it persists, look for a stuck credwarden process",
+        )
+    return StoreError(f"database error: {text}")

@@ -1,0 +1,1159 @@
+"""The facade: every operation is authorize -> perform -> audit, here and nowhere else.
+
+Interfaces (CLI, API, web) and the Python SDK reach the store only through
+`Warden`. Each operation on a credential leaves exactly one audit event: in the
+same transaction as a write, and before a read returns its value. A read whose
+event cannot be written fails with AuditError.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, NamedTuple, TypeVar
+
+from .access.policy import OwnerPolicy, Policy, Principal, local_principal
+from .address import Address, matches, parse_address, parse_ref
+from .audit.chain import AuditChain, AuditEvent, VerifyReport
+from .crypto.envelope import (
+    Keyring,
+    data_cipher,
+    dek_aad,
+    field_aad,
+    kek_aad,
+    new_key,
+    open_field,
+    seal_field,
+    unwrap_with_master,
+    wrap_with_master,
+)
+from .crypto.master import KeyContext, MasterKeySource, select_source
+from .errors import (
+    AlreadyExists,
+    AuditError,
+    Conflict,
+    CredwardenError,
+    CryptoError,
+    MasterKeyError,
+    NotFound,
+    PermissionDenied,
+    StoreError,
+    ValidationError,
+)
+from .kinds import Kind, get_kind
+from .lifecycle.health import compute_health
+from .model import (
+    NS_CRED,
+    NS_KEK,
+    NS_META,
+    NS_VERSION,
+    Credential,
+    CredentialInfo,
+    CredentialRecord,
+    VersionInfo,
+    VersionRecord,
+    b64d,
+    b64e,
+    dumps,
+    version_key,
+)
+from .secret import Secret
+from .settings import DEFAULT_ENVIRONMENTS, Settings
+from .store import Store, Tx, open_store
+from .timeutil import iso, parse_iso, utcnow
+
+T = TypeVar("T")
+_UNSET: Any = object()
+MAX_TEXT = 2000
+_TAG_KEY_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}\Z")
+_SEGMENT_RE = re.compile(r"[a-z0-9][a-z0-9._-]*\Z")
+
+
+def _audit_aad(store_id: str) -> bytes:
+    return f"cw1|audit|{store_id}".encode()
+
+
+class _Op:
+    """What an operation tells its audit event (never a secret value)."""
+
+    __slots__ = ("detail", "version")
+
+    def __init__(self, version: int | None = None, detail: dict[str, Any] | None = None) -> None:
+        self.version = version
+        self.detail: dict[str, Any] = {} if detail is None else detail
+
+
+class InitReport(NamedTuple):
+    created: bool
+    home: str
+    database: str
+    key_source: str
+    store_id: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return self._asdict()
+
+
+_list = list  # `list` is shadowed by a method name below
+
+
+class Warden:
+    """The one entry point to credentials: `Warden.open()` then `get`, `add`, `list`, ..."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        keyring: Keyring,
+        chain: AuditChain,
+        master: bytes,
+        store_id: str,
+        environments: Sequence[str],
+        settings: Settings,
+        principal: Principal,
+        policy: Policy,
+        source: str,
+        key_source: str,
+    ) -> None:
+        self._store = store
+        self._keyring = keyring
+        self._chain = chain
+        self._master = master
+        self.store_id = store_id
+        self.environments = list(environments)
+        self.settings = settings
+        self.principal = principal
+        self._policy = policy
+        self.source = source
+        self.key_source = key_source
+
+    def __repr__(self) -> str:
+        return f"Warden(store={self._store.url!r}, principal={self.principal.name!r})"
+
+    # -- opening -------------------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        *,
+        home: str | os.PathLike[str] | None = None,
+        database_url: str | None = None,
+        settings: Settings | None = None,
+        source: str = "sdk",
+        prompt: Callable[[str, bool], str] | None = None,
+        principal: Principal | None = None,
+        policy: Policy | None = None,
+    ) -> Warden:
+        """Open the store named by the environment (CREDWARDEN_HOME, ..._DATABASE_URL, key vars)."""
+        settings = settings or Settings.from_env(home=home, database_url=database_url)
+        store = open_store(settings.database_url, create=False)
+        try:
+            with store.transaction(write=False) as tx:
+                meta = {r.key: r.body.decode() for r in tx.list(NS_META)}
+                keks = [json.loads(r.body) for r in tx.list(NS_KEK)]
+            if "store" not in meta:
+                raise StoreError(
+                    f"the database {store.url.split('://')[0]}://... holds no credwarden store",
+                    hint="run `credwarden init` first",
+                )
+            key_source = select_source(settings)
+            ctx = KeyContext(settings, dict(meta), prompt)
+            master = key_source.load(ctx)
+            return cls._assemble(
+                store,
+                meta,
+                keks,
+                master,
+                settings,
+                source,
+                principal,
+                policy,
+                key_source.describe(ctx),
+            )
+        except BaseException:
+            store.close()
+            raise
+
+    @classmethod
+    def _assemble(
+        cls,
+        store: Store,
+        meta: dict[str, str],
+        keks: list[dict[str, Any]],
+        master: bytes,
+        settings: Settings,
+        source: str,
+        principal: Principal | None,
+        policy: Policy | None,
+        described: str,
+    ) -> Warden:
+        info = json.loads(meta["store"])
+        store_id = info["store_id"]
+        keyring = Keyring(
+            {
+                k["term"]: unwrap_with_master(
+                    master, b64d(k["wrapped"]), kek_aad(store_id, k["term"]), source=described
+                )
+                for k in keks
+            },
+            max(k["term"] for k in keks),
+        )
+        audit_key = unwrap_with_master(
+            master,
+            b64d(json.loads(meta["audit_key"])["wrapped"]),
+            _audit_aad(store_id),
+            source=described,
+        )
+        return cls(
+            store=store,
+            keyring=keyring,
+            chain=AuditChain(audit_key),
+            master=master,
+            store_id=store_id,
+            environments=info.get("environments", DEFAULT_ENVIRONMENTS),
+            settings=settings,
+            principal=principal or local_principal(),
+            policy=policy or OwnerPolicy(),
+            source=source,
+            key_source=described,
+        )
+
+    @classmethod
+    def init(
+        cls,
+        *,
+        home: str | os.PathLike[str] | None = None,
+        database_url: str | None = None,
+        settings: Settings | None = None,
+        source: str = "sdk",
+        prompt: Callable[[str, bool], str] | None = None,
+        environments: Sequence[str] | None = None,
+    ) -> tuple[Warden, InitReport]:
+        """Create the store and its keys; on an initialised store, check the key and return."""
+        settings = settings or Settings.from_env(home=home, database_url=database_url)
+        envs = list(environments or DEFAULT_ENVIRONMENTS)
+        for e in envs:
+            _check_env_name(e)
+        os.makedirs(settings.home, mode=0o700, exist_ok=True)
+        store = open_store(settings.database_url, create=True)
+        key_source = select_source(settings)
+        try:
+            with store.transaction() as tx:
+                meta = {r.key: r.body.decode() for r in tx.list(NS_META)}
+                ctx = KeyContext(settings, dict(meta), prompt)
+                described = key_source.describe(ctx)
+                created = "store" not in meta
+                if created:
+                    master = _obtain_master(key_source, ctx)
+                    store_id = os.urandom(16).hex()
+                    now = iso(utcnow())
+                    for k, v in ctx.meta.items():
+                        if k not in meta:
+                            tx.put(NS_META, k, v.encode(), rev=0)
+                    tx.put(
+                        NS_META,
+                        "store",
+                        dumps(
+                            {
+                                "store_id": store_id,
+                                "created_at": now,
+                                "environments": envs,
+                                "format": 1,
+                            }
+                        ),
+                        rev=0,
+                    )
+                    tx.put(
+                        NS_META,
+                        "audit_key",
+                        dumps(
+                            {
+                                "wrapped": b64e(
+                                    wrap_with_master(master, new_key(), _audit_aad(store_id))
+                                )
+                            }
+                        ),
+                        rev=0,
+                    )
+                    tx.put(
+                        NS_KEK,
+                        f"{1:08d}",
+                        dumps(
+                            {
+                                "term": 1,
+                                "created_at": now,
+                                "wrapped": b64e(
+                                    wrap_with_master(master, new_key(), kek_aad(store_id, 1))
+                                ),
+                            }
+                        ),
+                        rev=0,
+                    )
+                    meta = {r.key: r.body.decode() for r in tx.list(NS_META)}
+                else:
+                    master = key_source.load(ctx)
+                keks = [json.loads(r.body) for r in tx.list(NS_KEK)]
+                warden = cls._assemble(
+                    store, meta, keks, master, settings, source, None, None, described
+                )
+                warden._chain.append(
+                    tx,
+                    principal=warden.principal.name,
+                    action="init",
+                    address=None,
+                    result="ok",
+                    source=source,
+                    detail={"created": created, "key_source": described},
+                )
+        except BaseException:
+            store.close()
+            raise
+        report = InitReport(
+            created, settings.home, _redact(settings.database_url), described, warden.store_id
+        )
+        return warden, report
+
+    def close(self) -> None:
+        self._store.close()
+
+    def __enter__(self) -> Warden:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the one operation path ----------------------------------------------------------
+
+    def _allowed(self, action: str, address: str | None) -> bool:
+        return self._policy.allows(self.principal, action, address)
+
+    def _audit(self, tx: Tx, action: str, address: str | None, result: str, op: _Op) -> None:
+        try:
+            self._chain.append(
+                tx,
+                principal=self.principal.name,
+                action=action,
+                address=address,
+                result=result,
+                source=self.source,
+                version=op.version,
+                detail=op.detail,
+            )
+        except StoreError as exc:
+            raise AuditError(
+                f"the audit event could not be written ({exc.message}); the operation was refused",
+                hint="check the database is writable and has space",
+            ) from None
+
+    def _audit_alone(self, action: str, address: str | None, result: str, op: _Op) -> None:
+        try:
+            with self._store.transaction() as tx:
+                self._audit(tx, action, address, result, op)
+        except StoreError as exc:
+            raise AuditError(
+                f"the audit event could not be written ({exc.message})",
+                hint="check the database is writable and has space",
+            ) from None
+
+    def _op(self, action: str, address: str | None, work: Callable[[Tx, _Op], T]) -> T:
+        """Authorize, perform `work` in one transaction, audit it there; audit failures too."""
+        op = _Op()
+        if not self._allowed(action, address):
+            self._audit_alone(action, address, "denied", op)
+            raise PermissionDenied(
+                f"{self.principal.name} may not {action} {address or 'this store'}",
+                hint="ask an admin for a grant",
+            )
+        auditing = False
+        try:
+            with self._store.transaction() as tx:
+                result = work(tx, op)
+                auditing = True
+                self._audit(tx, action, address, "ok", op)
+        except AuditError:
+            raise
+        except StoreError as exc:
+            if auditing:
+                raise AuditError(
+                    f"the audit event could not be committed ({exc.message});"
+                    " the operation was refused",
+                    hint="check the database is writable and has space",
+                ) from None
+            self._audit_failure(action, address, exc, op)
+            raise
+        except CredwardenError as exc:
+            self._audit_failure(action, address, exc, op)
+            raise
+        return result
+
+    def _audit_failure(
+        self, action: str, address: str | None, exc: CredwardenError, op: _Op
+    ) -> None:
+        if isinstance(exc, ValidationError):
+            return  # bad input changes nothing, the audit log included
+        op.detail = {**op.detail, "error": exc.code}
+        result = (
+            "not_found"
+            if isinstance(exc, NotFound)
+            else ("conflict" if isinstance(exc, Conflict) else "error")
+        )
+        self._audit_alone(action, address, result, op)
+
+    # -- record helpers ------------------------------------------------------------------
+
+    def _load(self, tx: Tx, address: Address | str) -> CredentialRecord:
+        rec = tx.get(NS_CRED, str(address))
+        if rec is None:
+            raise NotFound(
+                f"no credential at {address}", hint="`credwarden list` shows what exists"
+            )
+        return CredentialRecord.from_bytes(rec.body, rec.rev)
+
+    def _load_version(
+        self, tx: Tx, cred: CredentialRecord, version: int | None = None
+    ) -> VersionRecord:
+        v = cred.version if version is None else version
+        rec = tx.get(NS_VERSION, version_key(cred.id, v))
+        if rec is None:
+            raise NotFound(
+                f"{cred.address} has no version {v}",
+                hint=f"`credwarden history {cred.address}` lists its versions",
+            )
+        return VersionRecord.from_bytes(rec.body, rec.rev)
+
+    def _dek(self, tx: Tx, cred_id: str, ver: VersionRecord) -> Any:
+        wrapped = b64d(ver.dek)
+        if Keyring.term_of(wrapped) not in self._keyring.terms:
+            self._reload_keks(tx)
+        return data_cipher(self._keyring.unwrap(wrapped, dek_aad(cred_id, ver.version)))
+
+    def _reload_keks(self, tx: Tx) -> None:
+        """Another process rotated the KEK: pick up the new terms."""
+        for r in tx.list(NS_KEK):
+            k = json.loads(r.body)
+            if k["term"] not in self._keyring.terms:
+                self._keyring.add(
+                    k["term"],
+                    unwrap_with_master(
+                        self._master,
+                        b64d(k["wrapped"]),
+                        kek_aad(self.store_id, k["term"]),
+                        source=self.key_source,
+                    ),
+                )
+                self._keyring.active_term = max(self._keyring.active_term, k["term"])
+
+    def _decrypt(
+        self, tx: Tx, cred: CredentialRecord, ver: VersionRecord, names: Iterable[str] | None = None
+    ) -> dict[str, str]:
+        dek = self._dek(tx, cred.id, ver)
+        wanted = ver.secret if names is None else {n: ver.secret[n] for n in names}
+        return {
+            name: open_field(dek, b64d(blob), field_aad(cred.id, ver.version, name)).decode()
+            for name, blob in wanted.items()
+        }
+
+    def _values(self, tx: Tx, cred: CredentialRecord, ver: VersionRecord) -> dict[str, str]:
+        return {**ver.plain, **self._decrypt(tx, cred, ver)}
+
+    def _seal(
+        self, tx: Tx, cred_id: str, version: int, kind: Kind, fields: Mapping[str, str], note: str
+    ) -> VersionRecord:
+        if self._keyring.active_term not in self._keyring.terms:
+            self._reload_keks(tx)
+        dek_raw = new_key()
+        dek = data_cipher(dek_raw)
+        secret, plain = {}, {}
+        for name, value in fields.items():
+            if kind.is_secret(name):
+                secret[name] = b64e(
+                    seal_field(dek, value.encode(), field_aad(cred_id, version, name))
+                )
+            else:
+                plain[name] = value
+        wrapped = self._keyring.wrap(dek_raw, dek_aad(cred_id, version))
+        return VersionRecord(
+            version, iso(utcnow()), self.principal.name, note, b64e(wrapped), secret, plain
+        )
+
+    def _info(
+        self, cred: CredentialRecord, ver: VersionRecord, last_used: str | None
+    ) -> CredentialInfo:
+        fields: dict[str, str | None] = {**dict.fromkeys(ver.secret), **ver.plain}
+        return CredentialInfo(
+            address=cred.address,
+            id=cred.id,
+            kind=cred.kind,
+            version=cred.version,
+            provider=cred.provider,
+            description=cred.description,
+            owner=cred.owner,
+            tags=dict(cred.tags),
+            links=list(cred.links),
+            created_at=cred.created_at,
+            updated_at=cred.updated_at,
+            rotated_at=cred.rotated_at,
+            expires_at=cred.expires_at,
+            rotate_every=cred.rotate_every,
+            last_used_at=last_used,
+            health=compute_health(
+                now=utcnow(),
+                expires_at=cred.expires_at,
+                rotate_every=cred.rotate_every,
+                rotated_at=cred.rotated_at,
+                override=cred.health_override,
+            ),
+            fields=dict(sorted(fields.items())),
+        )
+
+    def _check_env(self, address: Address) -> None:
+        if address.env not in self.environments:
+            raise ValidationError(
+                f"unknown environment {address.env!r} (known: {', '.join(self.environments)})",
+                hint=f"add it with `credwarden environments add {address.env}`",
+            )
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def get(self, ref: str) -> Secret:
+        """The value of one field (`addr#field`), or of the kind's main field."""
+        address, wanted = parse_ref(ref)
+        addr = str(address)
+
+        def work(tx: Tx, op: _Op) -> str:
+            cred = self._load(tx, addr)
+            ver = self._load_version(tx, cred)
+            name = wanted or get_kind(cred.kind).main_field
+            op.version = cred.version
+            if name is None:
+                fields = sorted([*ver.secret, *ver.plain])
+                if len(fields) != 1:
+                    raise ValidationError(
+                        f"{addr} is a {cred.kind} credential with several fields",
+                        hint=f"name one: {addr}#FIELD (fields: {', '.join(fields)})",
+                    )
+                name = fields[0]
+            op.detail["field"] = name
+            if name in ver.plain:
+                return ver.plain[name]
+            if name not in ver.secret:
+                raise NotFound(
+                    f"{addr} has no field {name!r}",
+                    hint=f"its fields: {', '.join(sorted([*ver.secret, *ver.plain]))}",
+                )
+            return self._decrypt(tx, cred, ver, (name,))[name]
+
+        return Secret(self._op("read", addr, work))
+
+    def read(self, address: str) -> Credential:
+        """Every field of the current version (secrets wrapped), with the metadata."""
+        addr = str(parse_address(address))
+
+        def work(tx: Tx, op: _Op) -> Credential:
+            cred = self._load(tx, addr)
+            ver = self._load_version(tx, cred)
+            op.version = cred.version
+            op.detail["fields"] = sorted([*ver.secret, *ver.plain])
+            values: dict[str, Secret | str] = dict(ver.plain)
+            values.update({k: Secret(v) for k, v in self._decrypt(tx, cred, ver).items()})
+            return Credential(self._info(cred, ver, None), dict(sorted(values.items())))
+
+        return self._op("read", addr, work)
+
+    def headers(self, address: str) -> dict[str, Secret]:
+        """The HTTP headers that authenticate with this credential (the `use` action)."""
+        addr = str(parse_address(address))
+
+        def work(tx: Tx, op: _Op) -> dict[str, str]:
+            cred = self._load(tx, addr)
+            ver = self._load_version(tx, cred)
+            op.version = cred.version
+            headers = get_kind(cred.kind).headers(self._values(tx, cred, ver))
+            op.detail["headers"] = sorted(headers)
+            return headers
+
+        return {k: Secret(v) for k, v in self._op("use", addr, work).items()}
+
+    def describe(self, address: str) -> CredentialInfo:
+        """Metadata, health and field names; secret values are not decrypted."""
+        addr = str(parse_address(address))
+
+        def work(tx: Tx, op: _Op) -> CredentialInfo:
+            cred = self._load(tx, addr)
+            op.version = cred.version
+            return self._info(cred, self._load_version(tx, cred), tx.last_used([addr]).get(addr))
+
+        return self._op("describe", addr, work)
+
+    def list(
+        self,
+        *,
+        env: str | None = None,
+        service: str | None = None,
+        kind: str | None = None,
+        health: str | None = None,
+    ) -> _list[CredentialInfo]:
+        """The credentials this principal may describe, filtered."""
+        for label, value in (("environment", env), ("service", service)):
+            if value is not None and not _SEGMENT_RE.match(value):
+                raise ValidationError(
+                    f"invalid {label} {value[:64]!r}",
+                    hint="names are lower-case letters, digits, '.', '_', '-'",
+                )
+        if kind is not None:
+            get_kind(kind)
+
+        def work(tx: Tx, op: _Op) -> _list[CredentialInfo]:
+            op.detail = {
+                k: v
+                for k, v in (("env", env), ("service", service), ("kind", kind), ("health", health))
+                if v
+            }
+            creds = []
+            for r in tx.list(NS_CRED, f"{env}/" if env else ""):
+                cred = CredentialRecord.from_bytes(r.body, r.rev)
+                a = parse_address(cred.address)
+                if (service and a.service != service) or (kind and cred.kind != kind):
+                    continue
+                if self._allowed("describe", cred.address):
+                    creds.append(cred)
+            used = tx.last_used([c.address for c in creds]) if creds else {}
+            out = [self._info(c, self._load_version(tx, c), used.get(c.address)) for c in creds]
+            out = [i for i in out if health is None or i.health == health]
+            op.detail["count"] = len(out)
+            return out
+
+        return self._op("list", None, work)
+
+    def history(self, address: str) -> _list[VersionInfo]:
+        """Every version, newest first, without values."""
+        addr = str(parse_address(address))
+
+        def work(tx: Tx, op: _Op) -> _list[VersionInfo]:
+            cred = self._load(tx, addr)
+            op.version = cred.version
+            versions = [
+                VersionRecord.from_bytes(r.body, r.rev) for r in tx.list(NS_VERSION, cred.id + "/")
+            ]
+            return [
+                VersionInfo(
+                    v.version,
+                    v.created_at,
+                    v.created_by,
+                    v.note,
+                    sorted([*v.secret, *v.plain]),
+                    v.version == cred.version,
+                )
+                for v in reversed(versions)
+            ]
+
+        return self._op("history", addr, work)
+
+    # -- writes --------------------------------------------------------------------------
+
+    def add(
+        self,
+        address: str,
+        kind: str,
+        fields: Mapping[str, str | Secret],
+        *,
+        provider: str | None = None,
+        description: str | None = None,
+        owner: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        links: Sequence[str] | None = None,
+        expires_at: str | None = None,
+        rotate_every: int | None = None,
+    ) -> CredentialInfo:
+        """Validate and store a new credential as version 1."""
+        a = parse_address(address)
+        addr = str(a)
+        k = get_kind(kind)
+        self._check_env(a)
+        values = k.validate(_reveal(fields))
+        meta = _check_meta(
+            description=description,
+            owner=owner,
+            tags=tags or {},
+            links=links or [],
+            provider=provider,
+            expires_at=expires_at,
+            rotate_every=rotate_every,
+        )
+
+        def work(tx: Tx, op: _Op) -> CredentialInfo:
+            now = iso(utcnow())
+            cred = CredentialRecord(
+                id=os.urandom(16).hex(),
+                address=addr,
+                kind=k.name,
+                version=1,
+                created_at=now,
+                updated_at=now,
+                rotated_at=now,
+                **meta,
+            )
+            ver = self._seal(tx, cred.id, 1, k, values, "created")
+            try:
+                cred = cred._replace(rev=tx.put(NS_CRED, addr, cred.to_bytes(), rev=0))
+            except AlreadyExists:
+                raise AlreadyExists(
+                    f"{addr} already exists",
+                    hint="use `credwarden update` to change it, or `credwarden rm` first",
+                ) from None
+            tx.put(NS_VERSION, version_key(cred.id, 1), ver.to_bytes(), rev=0)
+            op.version = 1
+            op.detail = {"kind": k.name, "fields": sorted(values)}
+            return self._info(cred, ver, None)
+
+        return self._op("write", addr, work)
+
+    def update(
+        self,
+        address: str,
+        *,
+        fields: Mapping[str, str | Secret] | None = None,
+        unset: Sequence[str] = (),
+        expected_version: int | None = None,
+        note: str = "updated",
+        **metadata: Any,
+    ) -> CredentialInfo:
+        """Change fields (a new version) and/or metadata; `expected_version` guards a race.
+
+        Metadata keywords: description, owner, tags, links, provider, expires_at,
+        rotate_every (None clears one).
+        """
+        addr = str(parse_address(address))
+        unknown = set(metadata) - {
+            "description",
+            "owner",
+            "tags",
+            "links",
+            "provider",
+            "expires_at",
+            "rotate_every",
+        }
+        if unknown:
+            raise ValidationError(f"unknown metadata {', '.join(sorted(unknown))}")
+        changes = _reveal(fields or {})
+        checked = _check_meta(**{k: v for k, v in metadata.items()}) if metadata else {}
+        if not changes and not unset and not metadata:
+            raise ValidationError(
+                "nothing to update", hint="give --field, --unset-field or a metadata option"
+            )
+
+        def work(tx: Tx, op: _Op) -> CredentialInfo:
+            cred = self._load(tx, addr)
+            _expect(cred, expected_version)
+            ver = self._load_version(tx, cred)
+            now = iso(utcnow())
+            if changes or unset:
+                k = get_kind(cred.kind)
+                values = self._values(tx, cred, ver)
+                for name in unset:
+                    if name not in values:
+                        raise ValidationError(f"{addr} has no field {name!r} to unset")
+                    del values[name]
+                values.update(changes)
+                values = k.validate(values)
+                cred = cred._replace(version=cred.version + 1, rotated_at=now)
+                ver = self._seal(tx, cred.id, cred.version, k, values, note)
+                tx.put(NS_VERSION, version_key(cred.id, cred.version), ver.to_bytes(), rev=0)
+                op.detail["fields"] = sorted({*changes, *unset})
+            if metadata:
+                op.detail["metadata"] = sorted(metadata)
+            cred = cred._replace(**checked, updated_at=now)
+            cred = cred._replace(rev=self._put_cred(tx, cred))
+            op.version = cred.version
+            return self._info(cred, ver, None)
+
+        return self._op("write", addr, work)
+
+    def _put_cred(self, tx: Tx, cred: CredentialRecord) -> int:
+        try:
+            return tx.put(NS_CRED, cred.address, cred.to_bytes(), rev=cred.rev)
+        except Conflict:
+            raise Conflict(
+                f"{cred.address} was changed by someone else first",
+                hint="look at it again (`credwarden show`) and retry",
+            ) from None
+
+    def rollback(
+        self, address: str, to_version: int, *, expected_version: int | None = None
+    ) -> CredentialInfo:
+        """Make an old version's values current again, as a new version."""
+        addr = str(parse_address(address))
+
+        def work(tx: Tx, op: _Op) -> CredentialInfo:
+            cred = self._load(tx, addr)
+            _expect(cred, expected_version)
+            if to_version == cred.version:
+                raise ValidationError(f"version {to_version} is already current")
+            old = self._load_version(tx, cred, to_version)
+            values = self._values(tx, cred, old)
+            now = iso(utcnow())
+            cred = cred._replace(version=cred.version + 1, updated_at=now, rotated_at=now)
+            ver = self._seal(
+                tx, cred.id, cred.version, get_kind(cred.kind), values, f"rollback to v{to_version}"
+            )
+            tx.put(NS_VERSION, version_key(cred.id, cred.version), ver.to_bytes(), rev=0)
+            cred = cred._replace(rev=self._put_cred(tx, cred))
+            op.version = cred.version
+            op.detail = {"from_version": to_version}
+            return self._info(cred, ver, None)
+
+        return self._op("write", addr, work)
+
+    def remove(self, address: str, *, expected_version: int | None = None) -> None:
+        """Delete a credential and crypto-shred its versions (the audit record stays)."""
+        addr = str(parse_address(address))
+
+        def work(tx: Tx, op: _Op) -> None:
+            cred = self._load(tx, addr)
+            _expect(cred, expected_version)
+            for r in tx.list(NS_VERSION, cred.id + "/"):
+                tx.delete(NS_VERSION, r.key, rev=r.rev)
+            try:
+                tx.delete(NS_CRED, addr, rev=cred.rev)
+            except Conflict:
+                raise Conflict(f"{addr} was changed by someone else first") from None
+            op.version = cred.version
+            op.detail = {"kind": cred.kind}
+
+        self._op("delete", addr, work)
+
+    # -- environments, import and export -------------------------------------------------
+
+    def add_environment(self, name: str) -> _list[str]:
+        _check_env_name(name)
+
+        def work(tx: Tx, op: _Op) -> _list[str]:
+            rec = tx.get(NS_META, "store")
+            assert rec is not None
+            info = json.loads(rec.body)
+            if name in info["environments"]:
+                raise AlreadyExists(f"environment {name!r} already exists")
+            info["environments"].append(name)
+            tx.put(NS_META, "store", dumps(info), rev=rec.rev)
+            op.detail = {"environment": name}
+            return list(info["environments"])
+
+        self.environments = self._op("admin", None, work)
+        return self.environments
+
+    def import_entries(
+        self,
+        entries: Sequence[tuple[str, str]],
+        *,
+        env: str,
+        service: str,
+        overwrite: bool = False,
+    ) -> _list[CredentialInfo]:
+        """Store each VAR=value as a `secret` credential `env/service/var-name`, all or nothing."""
+        k = get_kind("secret")
+        planned: dict[str, tuple[str, dict[str, str]]] = {}
+        for var, value in entries:
+            addr = env_var_address(env, service, var)
+            if addr in planned:
+                raise ValidationError(
+                    f"{var} and {planned[addr][0]} both map to {addr}",
+                    hint="rename one of them before importing",
+                )
+            planned[addr] = (var, k.validate({"value": value, "env_var": var}))
+        if not planned:
+            raise ValidationError("nothing to import: the file has no variables")
+        self._check_env(parse_address(next(iter(planned))))
+        for addr in planned:
+            if not self._allowed("write", addr):
+                self._audit_alone("write", addr, "denied", _Op())
+                raise PermissionDenied(f"{self.principal.name} may not write {addr}")
+        out: _list[CredentialInfo] = []
+        try:
+            with self._store.transaction() as tx:
+                for addr, (_var, values) in planned.items():
+                    out.append(self._import_one(tx, addr, k, values, overwrite))
+        except AlreadyExists as exc:
+            raise AlreadyExists(
+                exc.message,
+                hint="pass --overwrite to replace existing values (each becomes a new version)",
+            ) from None
+        return out
+
+    def _import_one(
+        self, tx: Tx, addr: str, k: Kind, values: dict[str, str], overwrite: bool
+    ) -> CredentialInfo:
+        op = _Op(detail={"via": "import"})
+        existing = tx.get(NS_CRED, addr)
+        now = iso(utcnow())
+        if existing is None:
+            cred = CredentialRecord(
+                id=os.urandom(16).hex(),
+                address=addr,
+                kind=k.name,
+                version=1,
+                created_at=now,
+                updated_at=now,
+                rotated_at=now,
+            )
+            ver = self._seal(tx, cred.id, 1, k, values, "imported")
+            cred = cred._replace(rev=tx.put(NS_CRED, addr, cred.to_bytes(), rev=0))
+        else:
+            cred = CredentialRecord.from_bytes(existing.body, existing.rev)
+            if not overwrite:
+                raise AlreadyExists(f"{addr} already exists")
+            if cred.kind != k.name:
+                raise ValidationError(
+                    f"{addr} is a {cred.kind} credential, not a secret",
+                    hint="import into another service, or remove it first",
+                )
+            cred = cred._replace(version=cred.version + 1, updated_at=now, rotated_at=now)
+            ver = self._seal(tx, cred.id, cred.version, k, values, "imported")
+            cred = cred._replace(rev=self._put_cred(tx, cred))
+        tx.put(NS_VERSION, version_key(cred.id, cred.version), ver.to_bytes(), rev=0)
+        op.version = cred.version
+        self._audit(tx, "write", addr, "ok", op)
+        return self._info(cred, ver, None)
+
+    def env_vars(self, *, env: str, only: Sequence[str] = ()) -> dict[str, Secret]:
+        """The env vars of every readable credential in `env` (filtered by patterns), each read
+        audited. Two credentials giving the same variable is an error, not a silent pick."""
+        if not _SEGMENT_RE.match(env):
+            raise ValidationError(f"invalid environment {env[:64]!r}")
+        out: dict[str, tuple[str, str]] = {}
+        with self._store.transaction() as tx:
+            records = [
+                CredentialRecord.from_bytes(r.body, r.rev) for r in tx.list(NS_CRED, env + "/")
+            ]
+            for cred in records:
+                if only and not any(matches(p, cred.address) for p in only):
+                    continue
+                if not self._allowed("read", cred.address):
+                    continue
+                ver = self._load_version(tx, cred)
+                values = self._values(tx, cred, ver)
+                for var, value in (
+                    get_kind(cred.kind).env_vars(parse_address(cred.address), values).items()
+                ):
+                    if var in out:
+                        raise ValidationError(
+                            f"{cred.address} and {out[var][0]} both set {var}",
+                            hint="set env_var on one of them, or narrow with --only",
+                        )
+                    out[var] = (cred.address, value)
+                self._audit(
+                    tx,
+                    "read",
+                    cred.address,
+                    "ok",
+                    _Op(
+                        cred.version,
+                        {
+                            "via": "env",
+                            "vars": sorted(v for v, (a, _) in out.items() if a == cred.address),
+                        },
+                    ),
+                )
+        return {var: Secret(value) for var, (_a, value) in sorted(out.items())}
+
+    # -- audit and keys ------------------------------------------------------------------
+
+    def audit_events(
+        self,
+        *,
+        address: str | None = None,
+        principal: str | None = None,
+        since: str | None = None,
+        limit: int | None = None,
+    ) -> _list[AuditEvent]:
+        """Audit events, oldest first (the last `limit` when given)."""
+        if address is not None:
+            address = str(parse_address(address))
+
+        def work(tx: Tx, op: _Op) -> _list[AuditEvent]:
+            rows = list(
+                tx.audit_scan(
+                    address=address,
+                    principal=principal,
+                    since=since,
+                    limit=limit,
+                    newest_first=limit is not None,
+                )
+            )
+            if limit is not None:
+                rows.reverse()
+            op.detail = {"count": len(rows)}
+            return [AuditEvent.from_row(r) for r in rows]
+
+        return self._op("audit.read", None, work)
+
+    def verify_audit(self) -> VerifyReport:
+        """Check the whole chain; the report names the first bad event."""
+        if not self._allowed("admin", None):
+            self._audit_alone("audit.verify", None, "denied", _Op())
+            raise PermissionDenied(f"{self.principal.name} may not verify the audit log")
+        with self._store.transaction(write=False) as tx:
+            head = tx.audit_head()
+            report = self._chain.verify(tx.audit_scan(), head)
+        self._audit_alone(
+            "audit.verify", None, "ok" if report.ok else "tampered", _Op(detail=report.to_dict())
+        )
+        return report
+
+    def rotate_key(
+        self, *, progress: Callable[[int, int], None] | None = None, batch: int = 200
+    ) -> dict[str, int]:
+        """Add a KEK term and re-wrap every data key under it, online and in batches."""
+
+        def add_term(tx: Tx, op: _Op) -> int:
+            self._reload_keks(tx)
+            term = max(self._keyring.terms) + 1
+            kek = new_key()
+            tx.put(
+                NS_KEK,
+                f"{term:08d}",
+                dumps(
+                    {
+                        "term": term,
+                        "created_at": iso(utcnow()),
+                        "wrapped": b64e(
+                            wrap_with_master(self._master, kek, kek_aad(self.store_id, term))
+                        ),
+                    }
+                ),
+                rev=0,
+            )
+            self._keyring.add(term, kek)
+            self._keyring.active_term = term
+            op.detail = {"term": term}
+            return term
+
+        term = self._op("key.rotate", None, add_term)
+        with self._store.transaction(write=False) as tx:
+            keys = [r.key for r in tx.list(NS_VERSION)]
+        done = 0
+        for start in range(0, len(keys), batch):
+            with self._store.transaction() as tx:
+                for key in keys[start : start + batch]:
+                    self._rewrap(tx, key, term)
+            done = min(start + batch, len(keys))
+            if progress:
+                progress(done, len(keys))
+        if not keys and progress:
+            progress(0, 0)
+
+        def finish(tx: Tx, op: _Op) -> None:
+            op.detail = {"term": term, "rewrapped": len(keys)}
+
+        self._op("key.rewrap", None, finish)
+        return {"term": term, "rewrapped": len(keys)}
+
+    def _rewrap(self, tx: Tx, key: str, term: int) -> None:
+        rec = tx.get(NS_VERSION, key)
+        if rec is None:
+            return  # removed meanwhile
+        ver = VersionRecord.from_bytes(rec.body, rec.rev)
+        wrapped = b64d(ver.dek)
+        if Keyring.term_of(wrapped) >= term:
+            return
+        cred_id = key.split("/", 1)[0]
+        aad = dek_aad(cred_id, ver.version)
+        ver = ver._replace(dek=b64e(self._keyring.wrap(self._keyring.unwrap(wrapped, aad), aad)))
+        tx.put(NS_VERSION, key, ver.to_bytes(), rev=rec.rev)
+
+
+def env_var_address(env: str, service: str, var: str) -> str:
+    """The address an imported variable gets: `DATABASE_URL` -> `env/service/database-url`."""
+    name = var.lower().replace("_", "-").strip("-")
+    try:
+        return str(parse_address(f"{env}/{service}/{name}"))
+    except CredwardenError as exc:
+        raise ValidationError(
+            f"cannot import {var[:64]!r} into {env}/{service}: {exc.message}",
+            hint="variable names become credential names: letters and digits",
+        ) from None
+
+
+def _obtain_master(source: MasterKeySource, ctx: KeyContext) -> bytes:
+    if source.exists(ctx):
+        return source.load(ctx)
+    try:
+        return source.create(ctx)
+    except FileExistsError:  # another init made the key file meanwhile
+        return source.load(ctx)
+
+
+def _reveal(fields: Mapping[str, str | Secret]) -> dict[str, str]:
+    return {k: v.reveal() if isinstance(v, Secret) else v for k, v in fields.items()}
+
+
+def _expect(cred: CredentialRecord, expected_version: int | None) -> None:
+    if expected_version is not None and cred.version != expected_version:
+        raise Conflict(
+            f"{cred.address} is at version {cred.version}, not {expected_version}:"
+            " someone changed it first",
+            hint="look at it again and retry",
+        )
+
+
+def _check_env_name(name: str) -> None:
+    if not _SEGMENT_RE.match(name) or len(name) > 64:
+        raise ValidationError(
+            f"invalid environment name {name[:64]!r}",
+            hint="lower-case letters, digits, '.', '_', '-'",
+        )
+
+
+def _check_meta(**meta: Any) -> dict[str, Any]:
+    """Validate metadata keywords; only the ones given are returned."""
+    out: dict[str, Any] = {}
+    for key in ("description", "owner", "provider"):
+        if key in meta:
+            v = meta[key]
+            if v is not None and (not isinstance(v, str) or len(v) > MAX_TEXT):
+                raise ValidationError(f"{key} must be text of at most {MAX_TEXT} characters")
+            out[key] = v or None
+    if "tags" in meta:
+        tags = dict(meta["tags"] or {})
+        for k, v in tags.items():
+            if not _TAG_KEY_RE.match(k) or not isinstance(v, str) or len(v) > 256:
+                raise ValidationError(
+                    f"invalid tag {k[:64]!r}",
+                    hint="tags are key=value, keys lower-case like team or cost-center",
+                )
+        out["tags"] = tags
+    if "links" in meta:
+        links = list(meta["links"] or [])
+        for link in links:
+            if (
+                not isinstance(link, str)
+                or len(link) > MAX_TEXT
+                or not link.startswith(("https://", "http://"))
+            ):
+                raise ValidationError("links must be http(s) URLs")
+        out["links"] = links
+    if "expires_at" in meta:
+        v = meta["expires_at"]
+        if v is not None:
+            try:
+                v = iso(parse_iso(v))
+            except (ValueError, TypeError):
+                raise ValidationError("expires_at must be an ISO date or timestamp") from None
+        out["expires_at"] = v
+    if "rotate_every" in meta:
+        v = meta["rotate_every"]
+        if v is not None and (not isinstance(v, int) or v <= 0):
+            raise ValidationError("rotate_every must be a positive number of seconds")
+        out["rotate_every"] = v
+    return out
+
+
+def _redact(url: str) -> str:
+    from .settings import redact_url
+
+    return redact_url(url)
+
+
+__all__ = ["InitReport", "Warden"]
+_ = (CryptoError, MasterKeyError)
