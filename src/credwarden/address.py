@@ -62,8 +62,22 @@ def parse_address(text: str) -> Address:
     return Address(parts[0], parts[1], parts[2])
 
 
+_REF_CACHE: dict[str, tuple[Address, str | None]] = {}
+
+
 def parse_ref(text: str) -> tuple[Address, str | None]:
     """Parse `env/service/name#field` (or a `cw://` reference); the field is optional."""
+    hit = _REF_CACHE.get(text) if isinstance(text, str) else None
+    if hit is not None:
+        return hit
+    result = _parse_ref(text)
+    if len(_REF_CACHE) >= 4096:  # a long-running workflow reads a few addresses many times
+        _REF_CACHE.clear()
+    _REF_CACHE[text] = result
+    return result
+
+
+def _parse_ref(text: str) -> tuple[Address, str | None]:
     if not isinstance(text, str):
         raise InvalidAddress("an address must be text")
     base, sep, field = text.partition("#")

@@ -63,10 +63,12 @@ from .secret import Secret
 from .settings import DEFAULT_ENVIRONMENTS, Settings
 from .store import Store, Tx, open_store
 from .timeutil import iso, parse_iso, utcnow
+from .watch import usage
 
 T = TypeVar("T")
 _UNSET: Any = object()
 MAX_TEXT = 2000
+VERSION_CACHE = 1024
 _TAG_KEY_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}\Z")
 _SEGMENT_RE = re.compile(r"[a-z0-9][a-z0-9._-]*\Z")
 
@@ -128,6 +130,12 @@ class Warden:
         self._policy = policy
         self.source = source
         self.key_source = key_source
+        # Versions are immutable (a KEK rotation re-wraps the same data key), so a version
+        # and its unwrapped data key are kept after first use: the read path then does one
+        # point read. Bounded; dropped on close.
+        self._versions: dict[tuple[str, int], tuple[VersionRecord, Any]] = {}
+        # The last decoded metadata per address, reused while the stored bytes are unchanged.
+        self._creds: dict[str, tuple[int, bytes, CredentialRecord]] = {}
 
     def __repr__(self) -> str:
         return f"Warden(store={self._store.url!r}, principal={self.principal.name!r})"
@@ -316,6 +324,8 @@ class Warden:
         return warden, report
 
     def close(self) -> None:
+        self._versions.clear()
+        self._creds.clear()
         self._store.close()
 
     def __enter__(self) -> Warden:
@@ -409,12 +419,22 @@ class Warden:
             raise NotFound(
                 f"no credential at {address}", hint="`credwarden list` shows what exists"
             )
-        return CredentialRecord.from_bytes(rec.body, rec.rev)
+        cached = self._creds.get(rec.key)
+        if cached is not None and cached[0] == rec.rev and cached[1] == rec.body:
+            return cached[2]
+        cred = CredentialRecord.from_bytes(rec.body, rec.rev)
+        if len(self._creds) >= VERSION_CACHE:
+            self._creds.clear()
+        self._creds[rec.key] = (rec.rev, rec.body, cred)
+        return cred
 
     def _load_version(
         self, tx: Tx, cred: CredentialRecord, version: int | None = None
     ) -> VersionRecord:
         v = cred.version if version is None else version
+        cached = self._versions.get((cred.id, v))
+        if cached is not None:
+            return cached[0]
         rec = tx.get(NS_VERSION, version_key(cred.id, v))
         if rec is None:
             raise NotFound(
@@ -424,10 +444,18 @@ class Warden:
         return VersionRecord.from_bytes(rec.body, rec.rev)
 
     def _dek(self, tx: Tx, cred_id: str, ver: VersionRecord) -> Any:
+        """The version's data key, unwrapped once and then kept with the (immutable) version."""
+        cached = self._versions.get((cred_id, ver.version))
+        if cached is not None:
+            return cached[1]
         wrapped = b64d(ver.dek)
         if Keyring.term_of(wrapped) not in self._keyring.terms:
             self._reload_keks(tx)
-        return data_cipher(self._keyring.unwrap(wrapped, dek_aad(cred_id, ver.version)))
+        dek = data_cipher(self._keyring.unwrap(wrapped, dek_aad(cred_id, ver.version)))
+        if len(self._versions) >= VERSION_CACHE:
+            del self._versions[next(iter(self._versions))]
+        self._versions[(cred_id, ver.version)] = (ver, dek)
+        return dek
 
     def _reload_keks(self, tx: Tx) -> None:
         """Another process rotated the KEK: pick up the new terms."""
@@ -583,8 +611,10 @@ class Warden:
         def work(tx: Tx, op: _Op) -> CredentialInfo:
             cred = self._load(tx, addr)
             op.version = cred.version
-            return self._info(cred, self._load_version(tx, cred), tx.last_used([addr]).get(addr))
+            used = usage.last_used(tx, [addr]).get(addr)
+            return self._info(cred, self._load_version(tx, cred), used)
 
+        usage.fold(self._store)
         return self._op("describe", addr, work)
 
     def list(
@@ -619,12 +649,13 @@ class Warden:
                     continue
                 if self._allowed("describe", cred.address):
                     creds.append(cred)
-            used = tx.last_used([c.address for c in creds]) if creds else {}
+            used = usage.last_used(tx, [c.address for c in creds])
             out = [self._info(c, self._load_version(tx, c), used.get(c.address)) for c in creds]
             out = [i for i in out if health is None or i.health == health]
             op.detail["count"] = len(out)
             return out
 
+        usage.fold(self._store)
         return self._op("list", None, work)
 
     def history(self, address: str) -> _list[VersionInfo]:
@@ -815,6 +846,9 @@ class Warden:
             _expect(cred, expected_version)
             for r in tx.list(NS_VERSION, cred.id + "/"):
                 tx.delete(NS_VERSION, r.key, rev=r.rev)
+            used = tx.get(usage.NS_USAGE, addr)
+            if used is not None:
+                tx.delete(usage.NS_USAGE, addr, rev=used.rev)
             try:
                 tx.delete(NS_CRED, addr, rev=cred.rev)
             except Conflict:
@@ -996,6 +1030,9 @@ class Warden:
         with self._store.transaction(write=False) as tx:
             head = tx.audit_head()
             report = self._chain.verify(tx.audit_scan(), head)
+        if report.ok and report.checked == 0:
+            # `init` always writes the first event: an empty log on a store was emptied.
+            report = VerifyReport(False, 0, 1, "the audit log is empty: its events were removed")
         self._audit_alone(
             "audit.verify", None, "ok" if report.ok else "tampered", _Op(detail=report.to_dict())
         )

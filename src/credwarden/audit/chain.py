@@ -7,7 +7,6 @@ The head row (last seq and hash, with its own MAC) catches deletion at the tail.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import os
@@ -18,11 +17,11 @@ from typing import Any, Final, NamedTuple
 from ..store.base import AuditHead, AuditRow, Tx
 
 GENESIS: Final = "0" * 64
-_COLUMNS: Final = ("ts", "principal", "action", "address", "result")
 
 
 def now_iso() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """UTC with microseconds and a Z (isoformat: several times faster than strftime)."""
+    return datetime.now(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def canonical(obj: dict[str, Any]) -> str:
@@ -82,10 +81,10 @@ class AuditChain:
 
     def link(self, prev_hash: str, body: str) -> str:
         msg = prev_hash.encode() + b"\n" + body.encode()
-        return hmac.new(self._key, msg, hashlib.sha256).hexdigest()
+        return hmac.digest(self._key, msg, "sha256").hex()
 
     def head_mac(self, seq: int, hash_: str) -> str:
-        return hmac.new(self._key, f"head|{seq}|{hash_}".encode(), hashlib.sha256).hexdigest()
+        return hmac.digest(self._key, f"head|{seq}|{hash_}".encode(), "sha256").hex()
 
     def append(
         self,
@@ -100,7 +99,7 @@ class AuditChain:
         detail: dict[str, Any] | None = None,
     ) -> AuditEvent:
         head = tx.audit_head()
-        seq, prev = (head.seq + 1, head.hash) if head else (1, GENESIS)
+        seq, prev = (head.seq + 1, head.hash) if head and head.seq else (1, GENESIS)
         event = AuditEvent(
             seq,
             now_iso(),
@@ -117,7 +116,7 @@ class AuditChain:
         body = canonical(event.to_dict())
         digest = self.link(prev, body)
         tx.audit_append(
-            AuditRow(seq, event.ts, principal, action, address, result, body, prev, digest),
+            AuditRow(seq, body, digest),
             AuditHead(seq, digest, self.head_mac(seq, digest)),
         )
         return event
@@ -131,36 +130,24 @@ class AuditChain:
                 return VerifyReport(
                     False, checked, expect, f"event {expect} is {what} (found event {row.seq} next)"
                 )
-            if row.prev_hash != prev:
-                return VerifyReport(
-                    False,
-                    checked,
-                    row.seq,
-                    f"event {row.seq} does not follow event {row.seq - 1}"
-                    " (chain broken: an event was removed, inserted or moved)",
-                )
             if not hmac.compare_digest(self.link(prev, row.body), row.hash):
                 return VerifyReport(
                     False,
                     checked,
                     row.seq,
-                    f"event {row.seq} was altered (its hash does not match)",
+                    f"event {row.seq} was altered, or does not follow event {row.seq - 1}"
+                    " (an event was edited, removed, inserted or moved)",
                 )
             try:
-                body = json.loads(row.body)
+                seq_in_body = json.loads(row.body).get("seq")
             except ValueError:
-                return VerifyReport(False, checked, row.seq, f"event {row.seq} is not JSON")
-            if body.get("seq") != row.seq or any(body.get(c) != getattr(row, c) for c in _COLUMNS):
-                return VerifyReport(
-                    False,
-                    checked,
-                    row.seq,
-                    f"event {row.seq} was altered (its columns differ from the hashed record)",
-                )
+                seq_in_body = None
+            if seq_in_body != row.seq:
+                return VerifyReport(False, checked, row.seq, f"event {row.seq} was moved")
             prev, expect, checked = row.hash, expect + 1, checked + 1
-        if head is None:
-            if checked:
-                return VerifyReport(False, checked, 1, "the audit head record is missing")
+        if head is None or head.seq == 0:
+            if checked or (head is not None and head.mac):
+                return VerifyReport(False, checked, 1, "the audit head record was reset")
             return VerifyReport(True, 0)
         if not hmac.compare_digest(self.head_mac(head.seq, head.hash), head.mac):
             return VerifyReport(False, checked, head.seq, "the audit head record was altered")
@@ -169,7 +156,7 @@ class AuditChain:
                 False,
                 checked,
                 checked + 1 if head.seq > checked else head.seq,
-                f"events after {checked} are missing (the log was cut: head says"
+                f"events after {checked} are missing (the log was cut: the head says"
                 f" {head.seq} events)",
             )
         return VerifyReport(True, checked)

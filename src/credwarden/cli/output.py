@@ -23,7 +23,10 @@ def print_table(
     table = Table(*columns, title=title, box=None, header_style="bold", pad_edge=False)
     for row in rows:
         table.add_row(*("" if v is None else str(v) for v in row))
-    Console(soft_wrap=True).print(table)
+    console = Console(soft_wrap=True)
+    if not console.is_terminal:
+        console.width = 100_000  # piped: never wrap cells for width the output does not have
+    console.print(table)
 
 
 def print_fields(pairs: Sequence[tuple[str, Any]]) -> None:

@@ -21,16 +21,11 @@ class Record(NamedTuple):
 
 
 class AuditRow(NamedTuple):
-    """One stored audit event: indexed columns, the canonical body, and the chain links."""
+    """One stored audit event: its position, canonical JSON body and chain hash (kept small:
+    every audited read writes one)."""
 
     seq: int
-    ts: str
-    principal: str
-    action: str
-    address: str | None
-    result: str
     body: str
-    prev_hash: str
     hash: str
 
 
@@ -84,11 +79,8 @@ class Tx(ABC):
         limit: int | None = None,
         newest_first: bool = False,
     ) -> Iterator[AuditRow]:
-        """Events in seq order (or reversed), filtered on the indexed columns."""
-
-    @abstractmethod
-    def last_used(self, addresses: _list[str] | None = None) -> dict[str, str]:
-        """The time of the last successful read/use of each address (all when None)."""
+        """Events in seq order (or reversed), filtered on the body's `address`, `principal`
+        and `ts` (>= since)."""
 
 
 class Store(ABC):

@@ -6,7 +6,6 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,7 +14,6 @@ from . import migrate
 from .base import AuditHead, AuditRow, Record, Store, Tx
 
 _TOP = "\U0010ffff"
-_AUDIT_COLS = "seq, ts, principal, action, address, result, body, prev_hash, hash"
 
 _list = list  # `list` is shadowed by a method name below
 
@@ -69,23 +67,11 @@ class SQLiteTx(Tx):
 
     def audit_append(self, row: AuditRow, head: AuditHead) -> None:
         self._c.execute(
-            f"INSERT INTO audit_events ({_AUDIT_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                row.seq,
-                row.ts,
-                row.principal,
-                row.action,
-                row.address,
-                row.result,
-                row.body,
-                row.prev_hash,
-                row.hash,
-            ),
+            "INSERT INTO audit_events (seq, body, hash) VALUES (?, ?, ?)",
+            (row.seq, row.body, row.hash),
         )
         self._c.execute(
-            "INSERT INTO audit_head (id, seq, hash, mac) VALUES (1, ?, ?, ?)"
-            " ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash,"
-            " mac = excluded.mac",
+            "UPDATE audit_head SET seq = ?, hash = ?, mac = ? WHERE id = 1",
             (head.seq, head.hash, head.mac),
         )
 
@@ -100,15 +86,16 @@ class SQLiteTx(Tx):
         newest_first: bool = False,
     ) -> Iterator[AuditRow]:
         where, args = ["seq > ?"], [after_seq]
-        for col, val in (("address", address), ("principal", principal)):
+        for path, op, val in (
+            ("$.address", "=", address),
+            ("$.principal", "=", principal),
+            ("$.ts", ">=", since),
+        ):
             if val is not None:
-                where.append(f"{col} = ?")
+                where.append(f"json_extract(body, '{path}') {op} ?")
                 args.append(val)  # type: ignore[arg-type]
-        if since is not None:
-            where.append("ts >= ?")
-            args.append(since)  # type: ignore[arg-type]
         sql = (
-            f"SELECT {_AUDIT_COLS} FROM audit_events WHERE {' AND '.join(where)}"
+            f"SELECT seq, body, hash FROM audit_events WHERE {' AND '.join(where)}"
             f" ORDER BY seq {'DESC' if newest_first else 'ASC'}"
         )
         if limit is not None:
@@ -117,23 +104,40 @@ class SQLiteTx(Tx):
         for r in self._c.execute(sql, args):
             yield AuditRow(*r)
 
-    def last_used(self, addresses: _list[str] | None = None) -> dict[str, str]:
-        if addresses is None:
-            rows = self._c.execute(
-                "SELECT address, max(ts) FROM audit_events WHERE action IN ('read', 'use')"
-                " AND result = 'ok' AND address IS NOT NULL GROUP BY address"
-            ).fetchall()
-            return {a: t for a, t in rows}
-        out = {}
-        for a in addresses:
-            row = self._c.execute(
-                "SELECT ts FROM audit_events WHERE address = ? AND action IN ('read', 'use')"
-                " AND result = 'ok' ORDER BY seq DESC LIMIT 1",
-                (a,),
-            ).fetchone()
-            if row:
-                out[a] = row[0]
-        return out
+
+class _Transaction:
+    """BEGIN (IMMEDIATE for writers) ... COMMIT, or ROLLBACK on error; a class, not a
+    generator-based context manager, because it wraps every audited read."""
+
+    __slots__ = ("_conn", "_write")
+
+    def __init__(self, conn: sqlite3.Connection, write: bool) -> None:
+        self._conn = conn
+        self._write = write
+
+    def __enter__(self) -> Tx:
+        try:
+            self._conn.execute("BEGIN IMMEDIATE" if self._write else "BEGIN")
+        except sqlite3.Error as exc:
+            raise _store_error(exc) from None
+        return SQLiteTx(self._conn)
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> None:
+        conn = self._conn
+        if exc_type is not None:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise _store_error(exc) from None
+            return
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as err:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise _store_error(err) from None
 
 
 class SQLiteStore(Store):
@@ -213,27 +217,8 @@ class SQLiteStore(Store):
     def schema_version(self) -> int:
         return self._version(self._connect())
 
-    @contextmanager
-    def transaction(self, *, write: bool = True) -> Iterator[Tx]:
-        conn = self._connect()
-        try:
-            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-        except sqlite3.Error as exc:
-            raise _store_error(exc) from None
-        try:
-            yield SQLiteTx(conn)
-        except BaseException as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.Error):
-                raise _store_error(exc) from None
-            raise
-        try:
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise _store_error(exc) from None
+    def transaction(self, *, write: bool = True) -> _Transaction:
+        return _Transaction(self._connect(), write)
 
     def close(self) -> None:
         with self._lock:

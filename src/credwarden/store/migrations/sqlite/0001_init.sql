@@ -7,21 +7,14 @@ CREATE TABLE records (
     PRIMARY KEY (ns, key)
 ) WITHOUT ROWID;
 
--- The audit log: append-only, hash-chained. Indexed columns repeat the body for queries.
+-- The audit log: append-only, hash-chained, one small row per event (every audited read writes
+-- one, so no duplicated columns and no secondary index; queries filter on the JSON body and
+-- usage is derived from the log incrementally by watch/usage.py).
 CREATE TABLE audit_events (
-    seq       INTEGER PRIMARY KEY,
-    ts        TEXT    NOT NULL,
-    principal TEXT    NOT NULL,
-    action    TEXT    NOT NULL,
-    address   TEXT,
-    result    TEXT    NOT NULL,
-    body      TEXT    NOT NULL,
-    prev_hash TEXT    NOT NULL,
-    hash      TEXT    NOT NULL
+    seq  INTEGER PRIMARY KEY,
+    body TEXT    NOT NULL,
+    hash TEXT    NOT NULL
 );
-CREATE INDEX audit_events_address ON audit_events (address, seq);
-CREATE INDEX audit_events_principal ON audit_events (principal, seq);
-CREATE INDEX audit_events_ts ON audit_events (ts);
 
 CREATE TABLE audit_head (
     id   INTEGER PRIMARY KEY CHECK (id = 1),
@@ -29,3 +22,7 @@ CREATE TABLE audit_head (
     hash TEXT    NOT NULL,
     mac  TEXT    NOT NULL
 );
+
+-- The head always exists: appending is then one UPDATE (and, on PostgreSQL, a row lock).
+INSERT INTO audit_head (id, seq, hash, mac)
+VALUES (1, 0, '0000000000000000000000000000000000000000000000000000000000000000', '');

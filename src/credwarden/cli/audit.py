@@ -1,0 +1,94 @@
+"""The audit log: `audit` queries it, `audit verify` checks its hash chain."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import click
+
+from .context import open_warden
+from .output import print_json, print_table
+
+
+def since_iso(text: str) -> str:
+    """`24h`/`7d` (that long ago), `2026-05-01` (start of that day, UTC) or an ISO time -> ISO."""
+    from ..errors import ValidationError
+    from ..timeutil import iso, parse_duration, parse_iso, utcnow
+
+    t = text.strip()
+    if t[:1].isdigit() and t[-1:].lower() in "smhdw" and "-" not in t:
+        return iso(utcnow() - timedelta(seconds=parse_duration(t)))
+    try:
+        if len(t) == 10:
+            d = date.fromisoformat(t)
+            return iso(datetime(d.year, d.month, d.day, tzinfo=UTC))
+        return iso(parse_iso(t))
+    except ValueError:
+        raise ValidationError(
+            f"invalid --since {text[:40]!r}",
+            hint="use a duration such as 24h or 7d, a date YYYY-MM-DD, or an ISO timestamp",
+        ) from None
+
+
+@click.group(invoke_without_command=True)
+@click.option("--address", metavar="A", help="Only events about this credential.")
+@click.option("--principal", metavar="P", help="Only events by this principal.")
+@click.option("--since", metavar="T", help="Only events since T: 24h, 7d, YYYY-MM-DD or ISO time.")
+@click.option("--limit", type=click.IntRange(min=1), metavar="N", help="Only the last N events.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of events.")
+@click.pass_context
+def audit(
+    ctx: click.Context,
+    address: str | None,
+    principal: str | None,
+    since: str | None,
+    limit: int | None,
+    as_json: bool,
+) -> None:
+    """Show audit events, oldest first (every read, use, change and denial is one event).
+
+    `credwarden audit verify` checks that no event was edited, removed or reordered.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    since_ts = since_iso(since) if since else None
+    with open_warden() as w:
+        events = w.audit_events(address=address, principal=principal, since=since_ts, limit=limit)
+    if as_json:
+        print_json([e.to_dict() for e in events])
+        return
+    if not events:
+        click.echo("no audit events match", err=True)
+        return
+    print_table(
+        ("SEQ", "TIME", "PRINCIPAL", "ACTION", "ADDRESS", "VERSION", "RESULT"),
+        [
+            (
+                e.seq,
+                e.ts[:19].replace("T", " "),
+                e.principal,
+                e.action,
+                e.address,
+                e.version,
+                e.result,
+            )
+            for e in events
+        ],
+    )
+
+
+@audit.command(short_help="Check the hash chain: exit 0 intact, 1 tampered.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.pass_context
+def verify(ctx: click.Context, as_json: bool) -> None:
+    """Check the whole hash chain: exit 0 if intact, 1 naming the first bad event."""
+    with open_warden() as w:
+        report = w.verify_audit()
+    if as_json:
+        print_json(report.to_dict())
+    elif report.ok:
+        click.echo(f"audit log intact: {report.checked} events")
+    else:
+        click.echo(f"audit log TAMPERED: first bad event {report.first_bad_seq}: {report.reason}")
+    if not report.ok:
+        ctx.exit(1)

@@ -1,0 +1,1 @@
+"""Watching use: usage derived from the audit stream (later: anomalies and alerts)."""

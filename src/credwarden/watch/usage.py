@@ -1,0 +1,67 @@
+"""Last use and read counts per address, folded incrementally from the audit log.
+
+The read path only appends to the log; keeping a secondary index or a usage row
+up to date on every read would cost each read another written page. Instead the
+events after a stored cursor are folded into `usage` records when someone asks.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ..errors import Conflict
+from ..model import NS_META, dumps
+from ..store import Store, Tx
+
+NS_USAGE = "usage"
+_CURSOR = "usage_cursor"
+_USE_ACTIONS = frozenset({"read", "use"})
+FOLD_BATCH = 50_000
+
+
+def fold(store: Store) -> None:
+    """Fold new audit events into the usage records (one writer at a time; losers skip)."""
+    while True:
+        try:
+            with store.transaction() as tx:
+                if not _fold_batch(tx):
+                    return
+        except Conflict:
+            return  # another process folded the same events meanwhile
+
+
+def _fold_batch(tx: Tx) -> bool:
+    """Fold up to FOLD_BATCH events; True when there may be more."""
+    rec = tx.get(NS_META, _CURSOR)
+    cursor = json.loads(rec.body)["seq"] if rec else 0
+    seen: dict[str, tuple[str, int]] = {}
+    last = cursor
+    for row in tx.audit_scan(after_seq=cursor, limit=FOLD_BATCH):
+        last = row.seq
+        event = json.loads(row.body)
+        address = event.get("address")
+        if address and event.get("result") == "ok" and event.get("action") in _USE_ACTIONS:
+            ts, n = seen.get(address, ("", 0))
+            seen[address] = (max(ts, str(event.get("ts", ""))), n + 1)
+    if last == cursor:
+        return False
+    for address, (ts, n) in seen.items():
+        old = tx.get(NS_USAGE, address)
+        prev: dict[str, Any] = json.loads(old.body) if old else {"last_used_at": "", "reads": 0}
+        body = dumps(
+            {"last_used_at": max(str(prev["last_used_at"]), ts), "reads": int(prev["reads"]) + n}
+        )
+        tx.put(NS_USAGE, address, body, rev=old.rev if old else 0)
+    tx.put(NS_META, _CURSOR, dumps({"seq": last}), rev=rec.rev if rec else 0)
+    return last - cursor >= FOLD_BATCH
+
+
+def last_used(tx: Tx, addresses: list[str]) -> dict[str, str]:
+    """The last successful read/use time of each address that has one (after `fold`)."""
+    out = {}
+    for address in addresses:
+        rec = tx.get(NS_USAGE, address)
+        if rec is not None:
+            out[address] = json.loads(rec.body)["last_used_at"]
+    return out
