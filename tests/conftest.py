@@ -1,4 +1,4 @@
-"""Shared fixtures: every test gets its own CREDWARDEN_HOME and none of the caller's key settings."""
+"""Shared fixtures: each test gets its own CREDWARDEN_HOME and none of the caller's key settings."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def home(tmp_path: Path) -> Path:
     return tmp_path / "home"
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh, empty database of each backend."""
     if request.param == "sqlite":

@@ -73,8 +73,8 @@ class Settings(NamedTuple):
 def redact_url(url: str) -> str:
     """A database URL with any password replaced, fit for messages."""
     scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest.split("/", 1)[0]:
+    if not sep or "@" not in rest:
         return url
-    creds, _, host = rest.partition("@")
+    creds, _, host = rest.rpartition("@")
     user = creds.split(":", 1)[0]
     return f"{scheme}://{user}:***@{host}" if ":" in creds else url

@@ -955,6 +955,7 @@ class Warden:
         audited. Two credentials giving the same variable is an error, not a silent pick."""
         if not _SEGMENT_RE.match(env):
             raise ValidationError(f"invalid environment {env[:64]!r}")
+        self._check_env(Address(env, "x", "x"))
         out: dict[str, tuple[str, str]] = {}
         with self._store.transaction() as tx:
             records = [

@@ -7,18 +7,16 @@ database but has no key. Statements use `?` placeholders; PostgreSQL gets them a
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 TABLES = {
-    "records": "SELECT ns, key, rev, body FROM records ORDER BY ns, key",
-    "audit_events": (
-        "SELECT seq, ts, principal, action, address, result, body, prev_hash, hash"
-        " FROM audit_events ORDER BY seq"
-    ),
-    "audit_head": "SELECT id, seq, hash, mac FROM audit_head ORDER BY id",
+    "records": "SELECT * FROM records ORDER BY ns, key",
+    "audit_events": "SELECT * FROM audit_events ORDER BY seq",
+    "audit_head": "SELECT * FROM audit_head",
 }
 
 
@@ -79,13 +77,29 @@ def count_events(url: str) -> int:
         return int(db.execute("SELECT count(*) FROM audit_events")[0][0])
 
 
-def events_after(url: str, seq: int) -> list[tuple[Any, ...]]:
+def events_after(url: str, seq: int) -> list[dict[str, Any]]:
+    """The stored bodies of the events after `seq`, decoded."""
     with raw(url) as db:
-        return db.execute(
-            "SELECT seq, action, address, result, body FROM audit_events WHERE seq > ?"
-            " ORDER BY seq",
-            (seq,),
-        )
+        rows = db.execute("SELECT seq, body FROM audit_events WHERE seq > ? ORDER BY seq", (seq,))
+    out = []
+    for s, body in rows:
+        event = json.loads(body)
+        assert event["seq"] == s
+        out.append(event)
+    return out
+
+
+def audit_columns(url: str) -> list[str]:
+    with raw(url) as db:
+        if db.sqlite:
+            return [r[1] for r in db.execute("PRAGMA table_info(audit_events)")]
+        return [
+            r[0]
+            for r in db.execute(
+                "SELECT column_name FROM information_schema.columns"
+                " WHERE table_name = 'audit_events' ORDER BY ordinal_position"
+            )
+        ]
 
 
 def max_seq(url: str) -> int:
@@ -134,14 +148,27 @@ def stored_bytes(url: str) -> bytes:
     parts: list[bytes] = []
     with raw(url) as db:
         for sql in (
-            "SELECT ns, key, rev::text, body FROM records",
-            "SELECT seq::text, ts, principal, action, coalesce(address, ''), result, body,"
-            " prev_hash, hash FROM audit_events",
-            "SELECT seq::text, hash, mac FROM audit_head",
+            "SELECT ns, key, body FROM records",
             "SELECT r::text FROM records r",
             "SELECT e::text FROM audit_events e",
+            "SELECT h::text FROM audit_head h",
         ):
             for row in db.execute(sql):
                 for v in row:
                     parts.append(v if isinstance(v, bytes) else str(v).encode())
     return b"\n".join(parts)
+
+
+# Records that only cache what the audit log already says (usage folded from read events):
+# reads may refresh them, so "nothing changed" comparisons of reads leave them out.
+DERIVED_NS = frozenset({"usage"})
+DERIVED_META = frozenset({"usage_cursor"})
+
+
+def durable_records(url: str) -> list[tuple[Any, ...]]:
+    """The records that hold keys, credentials and versions (not derived usage caches)."""
+    return [
+        r
+        for r in snapshot(url)["records"]
+        if r[0] not in DERIVED_NS and not (r[0] == "meta" and r[1] in DERIVED_META)
+    ]

@@ -2,8 +2,8 @@
 
 Write transactions are READ COMMITTED: compare-and-set rests on `UPDATE ... WHERE
 rev = %s` (a concurrent writer's UPDATE waits for the row, then re-checks the rev),
-and audit appends serialize on a transaction-scoped advisory lock, which also covers
-the very first event, when there is no head row to lock yet. Read transactions are
+and audit appends serialize on the head row (`SELECT ... FOR UPDATE`; migration
+0001 seeds it, so even the first event has a row to lock). Read transactions are
 REPEATABLE READ READ ONLY, so an audit verify sees the events and the head as of
 one instant.
 """
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
@@ -37,9 +36,7 @@ if TYPE_CHECKING:
     Cursor = psycopg.Cursor[TupleRow]
 
 _TOP: Final = "\U0010ffff"
-_AUDIT_COLS: Final = "seq, ts, principal, action, address, result, body, prev_hash, hash"
-# Advisory lock keys (per database): ASCII "cwaudit1" and "cwmigrat" as big-endian bigints.
-AUDIT_LOCK: Final = 0x6377_6175_6469_7431
+# Advisory lock key (per database) for migrations: ASCII "cwmigrat" as a big-endian bigint.
 MIGRATE_LOCK: Final = 0x6377_6D69_6772_6174
 _SCAN_CHUNK: Final = 1000
 
@@ -64,7 +61,9 @@ class PostgresTx(Tx):
         # out to be dead (server restarted), the first statement may safely move to a new one.
         self._renew = renew
 
-    def _exec(self, query: Any, args: Sequence[Any] = (), *, binary: bool = False) -> Cursor:
+    def _exec(
+        self, query: Any, args: Sequence[Any] | None = None, *, binary: bool = False
+    ) -> Cursor:
         while True:
             try:
                 cur = self._c.execute(query, args, binary=binary)
@@ -118,35 +117,19 @@ class PostgresTx(Tx):
         return [Record(k, r, b) for k, r, b in rows]
 
     def audit_head(self) -> AuditHead | None:
-        if self._write:
-            # Held to the end of the transaction: orders every append, the first one included.
-            self._exec("SELECT pg_advisory_xact_lock(%s)", (AUDIT_LOCK,))
-            sql = "SELECT seq, hash, mac FROM audit_head WHERE id = 1 FOR UPDATE"
-        else:
-            # A read-only transaction cannot lock rows; its snapshot is already consistent.
-            sql = "SELECT seq, hash, mac FROM audit_head WHERE id = 1"
-        row = self._exec(sql).fetchone()
+        # In a writer the row lock orders appends until commit; a read-only transaction
+        # cannot lock rows, and its snapshot is consistent already.
+        lock = " FOR UPDATE" if self._write else ""
+        row = self._exec(f"SELECT seq, hash, mac FROM audit_head WHERE id = 1{lock}").fetchone()
         return None if row is None else AuditHead(row[0], row[1], row[2])
 
     def audit_append(self, row: AuditRow, head: AuditHead) -> None:
         self._exec(
-            f"INSERT INTO audit_events ({_AUDIT_COLS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            (
-                row.seq,
-                row.ts,
-                row.principal,
-                row.action,
-                row.address,
-                row.result,
-                row.body,
-                row.prev_hash,
-                row.hash,
-            ),
+            "INSERT INTO audit_events (seq, body, hash) VALUES (%s, %s, %s)",
+            (row.seq, row.body, row.hash),
         )
         self._exec(
-            "INSERT INTO audit_head (id, seq, hash, mac) VALUES (1, %s, %s, %s)"
-            " ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash,"
-            " mac = excluded.mac",
+            "UPDATE audit_head SET seq = %s, hash = %s, mac = %s WHERE id = 1",
             (head.seq, head.hash, head.mac),
         )
 
@@ -162,13 +145,12 @@ class PostgresTx(Tx):
     ) -> Iterator[AuditRow]:
         where: _list[str] = ["seq > %s"]
         args: _list[Any] = [after_seq]
-        for col, val in (("address", address), ("principal", principal)):
+        filters = (("address", "=", address), ("principal", "=", principal), ("ts", ">=", since))
+        for field, op, val in filters:
             if val is not None:
-                where.append(f"{col} = %s")
+                # COLLATE "C": compared code point by code point, as SQLite does
+                where.append(f"(body::json ->> '{field}') COLLATE \"C\" {op} %s")
                 args.append(val)
-        if since is not None:
-            where.append("ts >= %s")
-            args.append(since)
         order, step = ("DESC", "seq < %s") if newest_first else ("ASC", "seq > %s")
         left = None if limit is None or limit < 0 else limit  # SQLite: a negative LIMIT is none
         # Keyset pages: a verify of a long log never holds more than one page.
@@ -180,35 +162,17 @@ class PostgresTx(Tx):
                 conds.append(step)
                 params.append(last)
             rows = self._exec(
-                f"SELECT {_AUDIT_COLS} FROM audit_events WHERE {' AND '.join(conds)}"
+                f"SELECT seq, body, hash FROM audit_events WHERE {' AND '.join(conds)}"
                 f" ORDER BY seq {order} LIMIT %s",
                 [*params, page],
             ).fetchall()
             for r in rows:
-                yield AuditRow(*r)
+                yield AuditRow(r[0], r[1], r[2])
             if len(rows) < page:
                 return
             last = rows[-1][0]
             if left is not None:
                 left -= len(rows)
-
-    def last_used(self, addresses: _list[str] | None = None) -> dict[str, str]:
-        if addresses is None:
-            rows = self._exec(
-                "SELECT address, max(ts) FROM audit_events WHERE action IN ('read', 'use')"
-                " AND result = 'ok' AND address IS NOT NULL GROUP BY address"
-            ).fetchall()
-        elif not addresses:
-            return {}
-        else:
-            # The newest event by seq for each address, like SQLite's one query per address.
-            rows = self._exec(
-                "SELECT DISTINCT ON (address) address, ts FROM audit_events"
-                " WHERE address = ANY(%s) AND action IN ('read', 'use') AND result = 'ok'"
-                " ORDER BY address, seq DESC",
-                (_list(addresses),),
-            ).fetchall()
-        return {a: t for a, t in rows}
 
 
 class PostgresStore(Store):
@@ -323,28 +287,8 @@ class PostgresStore(Store):
 
     # -- transactions ------------------------------------------------------
 
-    def transaction(self, *, write: bool = True) -> AbstractContextManager[Tx]:
-        return self._transaction(write)
-
-    @contextmanager
-    def _transaction(self, write: bool) -> Iterator[PostgresTx]:
-        conn, reused = self._connect()
-        self._configure(conn, write)
-        tx = PostgresTx(
-            conn, write=write, where=self._where, renew=self._renew(write) if reused else None
-        )
-        try:
-            yield tx
-            if tx._c.info.transaction_status == TransactionStatus.INERROR:
-                raise StoreError(
-                    "the transaction was aborted by an earlier database error; nothing was saved"
-                )
-            tx._c.commit()
-        except BaseException as exc:
-            self._end(tx._c)
-            if isinstance(exc, psycopg.Error):
-                raise _store_error(exc, self._where) from None
-            raise
+    def transaction(self, *, write: bool = True) -> _Transaction:
+        return _Transaction(self, write)
 
     # -- schema ------------------------------------------------------------
 
@@ -357,7 +301,7 @@ class PostgresStore(Store):
         return int(row[0] or 0) if row else 0
 
     def _migrate(self, create: bool) -> None:
-        with self._transaction(False) as tx:
+        with _Transaction(self, False) as tx:
             found = self._version(tx)
         if found is None and not create:
             raise StoreError(
@@ -369,7 +313,7 @@ class PostgresStore(Store):
         if current == migrate.latest(self.dialect):
             return
         try:
-            with self._transaction(True) as tx:
+            with _Transaction(self, True) as tx:
                 # Two processes opening a fresh database at once: the second waits, then
                 # finds the work done.
                 tx._exec("SELECT pg_advisory_xact_lock(%s)", (MIGRATE_LOCK,))
@@ -395,7 +339,7 @@ class PostgresStore(Store):
             ) from None
 
     def schema_version(self) -> int:
-        with self._transaction(False) as tx:
+        with _Transaction(self, False) as tx:
             return self._version(tx) or 0
 
     def close(self) -> None:
@@ -404,6 +348,48 @@ class PostgresStore(Store):
         for _, c in conns.values():
             c.close()
         self._local = threading.local()
+
+
+class _Transaction:
+    """BEGIN (psycopg sends it with the isolation level before the first statement) ...
+    COMMIT, or ROLLBACK on error; a class, like SQLite's, as it wraps every audited read."""
+
+    __slots__ = ("_store", "_tx", "_write")
+
+    def __init__(self, store: PostgresStore, write: bool) -> None:
+        self._store = store
+        self._write = write
+        self._tx: PostgresTx | None = None
+
+    def __enter__(self) -> PostgresTx:
+        store = self._store
+        conn, reused = store._connect()
+        store._configure(conn, self._write)
+        renew = store._renew(self._write) if reused else None
+        self._tx = PostgresTx(conn, write=self._write, where=store._where, renew=renew)
+        return self._tx
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> None:
+        assert self._tx is not None
+        conn, self._tx = self._tx._c, None
+        if exc is None:
+            if conn.info.transaction_status == TransactionStatus.INERROR:
+                # Someone caught a database error inside the block: COMMIT would roll back.
+                self._store._end(conn)
+                raise StoreError(
+                    "the transaction was aborted by an earlier database error; nothing was saved"
+                )
+            try:
+                conn.commit()
+            except psycopg.Error as err:
+                self._store._end(conn)
+                raise _store_error(err, self._store._where) from None
+            return
+        self._store._end(conn)
+        if isinstance(exc, psycopg.Error):
+            raise _store_error(exc, self._store._where) from None
 
 
 def _describe(url: str) -> str:
