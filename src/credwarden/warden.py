@@ -753,8 +753,9 @@ class Warden:
     ) -> CredentialInfo:
         """Change fields (a new version) and/or metadata; `expected_version` guards a race.
 
-        Metadata keywords: description, owner, tags, links, provider, expires_at,
-        rotate_every (None clears one).
+        Metadata keywords: description, owner, tags, links (these two replace), add_tags,
+        add_links (these merge with the stored ones), provider, expires_at, rotate_every
+        (None clears one).
         """
         addr = str(parse_address(address))
         unknown = set(metadata) - {
@@ -765,12 +766,20 @@ class Warden:
             "provider",
             "expires_at",
             "rotate_every",
+            "add_tags",
+            "add_links",
         }
         if unknown:
             raise ValidationError(f"unknown metadata {', '.join(sorted(unknown))}")
         changes = _reveal(fields or {})
-        checked = _check_meta(**{k: v for k, v in metadata.items()}) if metadata else {}
-        if not changes and not unset and not metadata:
+        add_tags = dict(metadata.pop("add_tags", None) or {})
+        add_links = list(metadata.pop("add_links", None) or [])
+        checked = _check_meta(**metadata) if metadata else {}
+        _check_meta(tags=add_tags, links=add_links)
+        changed_meta = sorted(
+            {*metadata, *(["tags"] if add_tags else []), *(["links"] if add_links else [])}
+        )
+        if not changes and not unset and not changed_meta:
             raise ValidationError(
                 "nothing to update", hint="give --field, --unset-field or a metadata option"
             )
@@ -793,9 +802,15 @@ class Warden:
                 ver = self._seal(tx, cred.id, cred.version, k, values, note)
                 tx.put(NS_VERSION, version_key(cred.id, cred.version), ver.to_bytes(), rev=0)
                 op.detail["fields"] = sorted({*changes, *unset})
-            if metadata:
-                op.detail["metadata"] = sorted(metadata)
-            cred = cred._replace(**checked, updated_at=now)
+            if changed_meta:
+                op.detail["metadata"] = changed_meta
+            merged = dict(checked)
+            if add_tags:  # merged here, inside the transaction: a concurrent change is kept
+                merged["tags"] = {**checked.get("tags", cred.tags), **add_tags}
+            if add_links:
+                kept = list(checked.get("links", cred.links))
+                merged["links"] = kept + [u for u in add_links if u not in kept]
+            cred = cred._replace(**merged, updated_at=now)
             cred = cred._replace(rev=self._put_cred(tx, cred))
             op.version = cred.version
             return self._info(cred, ver, None)

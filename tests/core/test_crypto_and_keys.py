@@ -31,7 +31,8 @@ def new_key_text() -> str:
 def ver_rows(url: str) -> dict[str, dict[str, object]]:
     with raw(url) as db:
         return {
-            k: json.loads(b) for k, b in db.execute("SELECT key, body FROM records WHERE ns = 'ver'")
+            k: json.loads(b)
+            for k, b in db.execute("SELECT key, body FROM records WHERE ns = 'ver'")
         }
 
 
@@ -146,9 +147,7 @@ def test_init_is_idempotent_and_keeps_the_key_file(
     assert [e.detail["created"] for e in inits] == [True, False, False]
 
 
-def test_init_with_env_key_writes_no_key_file(
-    home: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_init_with_env_key_writes_no_key_file(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     key = new_key_text()
     monkeypatch.setenv("CREDWARDEN_MASTER_KEY", key)
     w, report = Warden.init()
@@ -284,15 +283,11 @@ def test_master_key_source_plugin(tmp_path: Path, home: Path) -> None:
         "Metadata-Version: 2.1\nName: myplug\nVersion: 0.1\n"
     )
     (site / "myplug-0.1.dist-info" / "entry_points.txt").write_text(
-        "[credwarden.master_key_sources]\n"
-        "myplug = myplug:MyPlug\n"
-        "notakey = myplug:NotASource\n"
+        "[credwarden.master_key_sources]\nmyplug = myplug:MyPlug\nnotakey = myplug:NotASource\n"
     )
     env = {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join(
-            [str(site), *filter(None, [os.environ.get("PYTHONPATH")])]
-        ),
+        "PYTHONPATH": os.pathsep.join([str(site), *filter(None, [os.environ.get("PYTHONPATH")])]),
         "CREDWARDEN_HOME": str(home),
         "CREDWARDEN_MASTER_KEY_SOURCE": "myplug",
     }
@@ -428,7 +423,9 @@ def test_rotate_key_rewraps_every_data_key(
     assert all(after[k]["dek"] != deks_before[k] for k in after)
     assert {k: v["secret"] for k, v in after.items()} == secrets_before  # values not re-entered
     with raw(database_url) as db:
-        assert [k for (k,) in db.execute("SELECT key FROM records WHERE ns = 'kek' ORDER BY key")] == [
+        assert [
+            k for (k,) in db.execute("SELECT key FROM records WHERE ns = 'kek' ORDER BY key")
+        ] == [
             f"{1:08d}",
             f"{2:08d}",
         ]
@@ -473,7 +470,7 @@ def test_rotation_changes_no_credential_metadata(warden: Warden, database_url: s
         creds = db.execute("SELECT key, rev, body FROM records WHERE ns = 'cred' ORDER BY key")
     warden.rotate_key()
     with raw(database_url) as db:
-        assert db.execute(
-            "SELECT key, rev, body FROM records WHERE ns = 'cred' ORDER BY key"
-        ) == creds
+        assert (
+            db.execute("SELECT key, rev, body FROM records WHERE ns = 'cred' ORDER BY key") == creds
+        )
     assert len(durable_records(database_url)) > len(creds)

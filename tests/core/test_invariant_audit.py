@@ -128,9 +128,7 @@ def test_every_operation_leaves_one_event(warden: Warden, database_url: str) -> 
     report, e = one_event(url, lambda: warden.verify_audit())
     assert report.ok
     check_event(e, "audit.verify", None, "ok")
-    _, e = one_event(
-        url, lambda: warden.import_entries([("ONE", "1")], env="dev", service="imp")
-    )
+    _, e = one_event(url, lambda: warden.import_entries([("ONE", "1")], env="dev", service="imp"))
     check_event(e, "write", "dev/imp/one", "ok", 1)
     assert e["detail"]["via"] == "import"
     _, e = one_event(url, lambda: warden.env_vars(env="dev"))
@@ -260,7 +258,11 @@ def test_denied_operations_leave_one_denied_event(warden: Warden, database_url: 
             ("audit.read", None, lambda: w.audit_events()),
             ("audit.verify", None, lambda: w.verify_audit()),
             ("key.rotate", None, lambda: w.rotate_key()),
-            ("write", "dev/imp/x", lambda: w.import_entries([("X", "1")], env="dev", service="imp")),
+            (
+                "write",
+                "dev/imp/x",
+                lambda: w.import_entries([("X", "1")], env="dev", service="imp"),
+            ),
             # Denied whether or not the credential exists: a denial reveals nothing.
             ("read", "prod/nope/missing", lambda: w.get("prod/nope/missing")),
         ]

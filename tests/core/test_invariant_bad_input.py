@@ -116,60 +116,111 @@ CASES = [
     case("api-key-newline", add(api_key="sk_live\n"), ValidationError, "line break"),
     case("api-key-tab", add(api_key="\tsk_live"), ValidationError, "control"),
     case("api-key-nbsp", add(api_key="sk\u00a0live"), ValidationError, "spaces"),
-    case("password-newline", add(kind="basic", username="u", password="p\n"), ValidationError,
-         "password"),  # fmt: skip
+    case(
+        "password-newline",
+        add(kind="basic", username="u", password="p\n"),
+        ValidationError,
+        "password",
+    ),
     case("username-colon", add(kind="basic", username="a:b", password="p"), ValidationError, "':'"),
     case("env-var-name-digit", add(kind="env", **{"1BAD": "x"}), ValidationError, "1BAD"),
     case("env-var-name-dash", add(kind="env", **{"BAD-NAME": "x"}), ValidationError, "BAD-NAME"),
     case("env-no-fields", lambda w: w.add(NEW, "env", {}), ValidationError, "at least one"),
     case("api-key-env-var", add(api_key="k", env_var="not valid"), ValidationError, "env_var"),
-    case("secret-env-var", add(kind="secret", value="v", env_var="1X"), ValidationError,
-         "env_var"),  # fmt: skip
+    case("secret-env-var", add(kind="secret", value="v", env_var="1X"), ValidationError, "env_var"),
     case("unknown-environment", add("qa/stripe/x"), ValidationError, "qa"),
-    case("exists-kind-mismatch-import",
-         lambda w: w.import_entries([("OK", "1"), ("1BAD", "2")], env="prod", service="s"),
-         ValidationError, "1BAD"),  # fmt: skip
-    case("import-nul", lambda w: w.import_entries([("X", "a\x00")], env="prod", service="s"),
-         ValidationError, "NUL"),  # fmt: skip
-    case("import-same-address",
-         lambda w: w.import_entries([("A_B", "1"), ("a_b", "2")], env="prod", service="s"),
-         ValidationError, "prod/s/a-b"),  # fmt: skip
-    case("import-nothing", lambda w: w.import_entries([], env="prod", service="s"),
-         ValidationError, "nothing", HINTLESS),  # fmt: skip
+    case(
+        "import-bad-name",
+        lambda w: w.import_entries([("OK", "1"), ("1BAD", "2")], env="prod", service="s"),
+        ValidationError,
+        "1BAD",
+    ),
+    case(
+        "import-nul",
+        lambda w: w.import_entries([("X", "a\x00")], env="prod", service="s"),
+        ValidationError,
+        "NUL",
+    ),
+    case(
+        "import-same-address",
+        lambda w: w.import_entries([("A_B", "1"), ("a_b", "2")], env="prod", service="s"),
+        ValidationError,
+        "prod/s/a-b",
+    ),
+    case(
+        "import-nothing",
+        lambda w: w.import_entries([], env="prod", service="s"),
+        ValidationError,
+        "nothing",
+        HINTLESS,
+    ),
     case("add-environment", lambda w: w.add_environment("Q A"), ValidationError, "Q A"),
-    case("update-with-space", lambda w: w.update(A, fields={"api_key": "a b"}), ValidationError,
-         "spaces"),  # fmt: skip
-    case("update-unknown-field", lambda w: w.update(A, fields={"token": "t"}), ValidationError,
-         "token"),  # fmt: skip
+    case(
+        "update-with-space",
+        lambda w: w.update(A, fields={"api_key": "a b"}),
+        ValidationError,
+        "spaces",
+    ),
+    case(
+        "update-unknown-field",
+        lambda w: w.update(A, fields={"token": "t"}),
+        ValidationError,
+        "token",
+    ),
     case("update-nothing", lambda w: w.update(A), ValidationError, "nothing"),
     case("list-bad-env", lambda w: w.list(env="PROD"), ValidationError, "PROD"),
     case("list-bad-kind", lambda w: w.list(kind="apikey"), UnknownKind, "apikey"),
-    case("get-several-fields", lambda w: w.get("prod/db/main#"), InvalidAddress, "field"),
+    case("field-empty-basic", lambda w: w.get("prod/db/main#"), InvalidAddress, "field"),
     # Metadata.
     case("tag-key", add_meta(tags={"Bad Key": "v"}), ValidationError, "tag"),
     case("tag-value-long", add_meta(tags={"team": "x" * 300}), ValidationError, "tag"),
     case("tag-value-not-text", add_meta(tags={"team": 5}), ValidationError, "tag"),
     case("link-scheme", add_meta(links=["ftp://example.com"]), ValidationError, "link", HINTLESS),
     case("link-js", add_meta(links=["javascript:alert(1)"]), ValidationError, "link", HINTLESS),
-    case("description-long", add_meta(description="x" * 2001), ValidationError, "description",
-         HINTLESS),  # fmt: skip
+    case(
+        "description-long",
+        add_meta(description="x" * 2001),
+        ValidationError,
+        "description",
+        HINTLESS,
+    ),
     case("owner-long", add_meta(owner="x" * 2001), ValidationError, "owner", HINTLESS),
-    case("expires-garbage", add_meta(expires_at="next tuesday"), ValidationError, "expires_at",
-         HINTLESS),  # fmt: skip
+    case(
+        "expires-garbage",
+        add_meta(expires_at="next tuesday"),
+        ValidationError,
+        "expires_at",
+        HINTLESS,
+    ),
     case("rotate-negative", add_meta(rotate_every=-5), ValidationError, "rotate_every", HINTLESS),
-    case("rotate-string", add_meta(rotate_every="90d"), ValidationError, "rotate_every",
-         HINTLESS),  # fmt: skip
-    case("update-unknown-metadata", lambda w: w.update(A, colour="blue"), ValidationError,
-         "colour", HINTLESS),  # fmt: skip
+    case("rotate-string", add_meta(rotate_every="90d"), ValidationError, "rotate_every", HINTLESS),
+    case(
+        "update-unknown-metadata",
+        lambda w: w.update(A, colour="blue"),
+        ValidationError,
+        "colour",
+        HINTLESS,
+    ),
     case("env-vars-bad-env", lambda w: w.env_vars(env="PROD"), ValidationError, "PROD", HINTLESS),
     case("field-not-text", add(kind="secret", value=5), ValidationError, "text", HINTLESS),
-    case("too-many-fields", add(kind="env", **{f"V{i}": "x" for i in range(257)}),
-         ValidationError, "256", HINTLESS),  # fmt: skip
+    case(
+        "too-many-fields",
+        add(kind="env", **{f"V{i}": "x" for i in range(257)}),
+        ValidationError,
+        "256",
+        HINTLESS,
+    ),
     case("rollback-current", lambda w: w.rollback(A, 1), ValidationError, "current", HINTLESS),
-    case("expires-number", add_meta(expires_at=20270101), ValidationError, "expires_at",
-         NOT_STRING_DATE),  # fmt: skip
-    case("lone-surrogate", add(kind="secret", value="abc\ud800"), ValidationError, "value",
-         NOT_TEXT),  # fmt: skip
+    case(
+        "expires-number",
+        add_meta(expires_at=20270101),
+        ValidationError,
+        "expires_at",
+        NOT_STRING_DATE,
+    ),
+    case(
+        "lone-surrogate", add(kind="secret", value="abc\ud800"), ValidationError, "value", NOT_TEXT
+    ),
     # Durations and dates as users type them.
     case("duration-unit", lambda w: parse_duration("90x"), ValidationError, "90x"),
     case("duration-empty", lambda w: parse_duration(""), ValidationError, "duration"),

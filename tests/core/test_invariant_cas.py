@@ -73,8 +73,12 @@ def test_racing_updates_exactly_one_wins(
     for round_ in range(5):
         version = warden.describe(A).version
         a, b = race(
-            lambda: warden.update(A, fields={"value": f"a{round_}"}, expected_version=version),
-            lambda: other.update(A, fields={"value": f"b{round_}"}, expected_version=version),
+            lambda v=version, r=round_: warden.update(
+                A, fields={"value": f"a{r}"}, expected_version=v
+            ),
+            lambda v=version, r=round_: other.update(
+                A, fields={"value": f"b{r}"}, expected_version=v
+            ),
         )
         outcomes = sorted(type(r).__name__ for r in (a, b))
         wins = [r for r in (a, b) if not isinstance(r, Exception)]
@@ -104,9 +108,11 @@ def test_threads_lose_no_update(warden: Warden, open_warden: Callable[..., Warde
                     version = w.describe(A).version
                     try:
                         w.update(
-                            A, fields={"value": f"t{t}-{i}"}, note=f"t{t}-{i}",
+                            A,
+                            fields={"value": f"t{t}-{i}"},
+                            note=f"t{t}-{i}",
                             expected_version=version,
-                        )  # fmt: skip
+                        )
                         break
                     except Conflict:
                         conflicts[t] += 1
@@ -157,9 +163,7 @@ def test_processes_count_without_losing_increments(
     assert len(writers - {"sdk"}) == 3  # each process wrote, under its own source
 
 
-def test_concurrent_add_of_one_address(
-    warden: Warden, open_warden: Callable[..., Warden]
-) -> None:
+def test_concurrent_add_of_one_address(warden: Warden, open_warden: Callable[..., Warden]) -> None:
     other = open_warden()
     for n in range(4):
         address = f"dev/race/c{n}"

@@ -107,7 +107,7 @@ def test_canary_never_leaks(
     headers = warden.headers("prod/stripe/billing")
     env = warden.env_vars(env="prod")
     assert env["DATABASE_URL"].reveal() == CANARY + "-env"
-    outputs += [got, f"{got}", f"{got!r}", f"{got:>40}", "%s" % (got,), cred, cred.info]
+    outputs += [got, f"{got}", f"{got!r}", f"{got:>40}", "%s" % (got,), cred, cred.info]  # noqa: UP031
     outputs += [cred.values, headers, env, list(env.values())]
 
     # Keys: rotation re-wraps every data key; a second Warden reads through it.
@@ -134,7 +134,9 @@ def test_canary_never_leaks(
         lambda: warden.update("prod/stripe/billing", fields={"api_key": CANARY + " x"}),
         lambda: warden.update("prod/stripe/billing", fields={"nope": CANARY}),
         lambda: warden.update("prod/misc/gone", fields={"value": CANARY}),
-        lambda: warden.update("prod/stripe/billing", fields={"api_key": CANARY}, expected_version=9),
+        lambda: warden.update(
+            "prod/stripe/billing", fields={"api_key": CANARY}, expected_version=9
+        ),
         lambda: warden.import_entries([("OK", "x"), ("1BAD", CANARY)], env="prod", service="s"),
         lambda: warden.import_entries([("OK", CANARY + "\x00")], env="prod", service="s"),
         lambda: warden.import_entries([("TOKEN", CANARY)], env="prod", service="misc"),
@@ -185,7 +187,7 @@ def test_wrong_keys_and_failures_do_not_leak(warden: Warden, database_url: str) 
 def test_secret_masks_everywhere() -> None:
     s = Secret(CANARY)
     assert s.reveal() == CANARY
-    assert str(s) == MASK and f"{s}" == MASK and f"{s:>30}" == MASK and "%s" % (s,) == MASK
+    assert str(s) == MASK and f"{s}" == MASK and f"{s:>30}" == MASK and "%s" % (s,) == MASK  # noqa: UP031
     assert repr(s) == f"Secret('{MASK}')" and f"{s!r}" == repr(s)
     assert_no_canary(s, [s], {"k": s}, (s,), str([s]), repr({"k": s}))
     assert not hasattr(s, "__dict__")

@@ -27,7 +27,9 @@ ADDR = "prod/stripe/billing"
 def _set_rotated_at(url: str, address: str, when: str) -> None:
     """Age a credential's last rotation, as if it had been stored long ago."""
     with raw(url) as db:
-        ((body,),) = db.execute("SELECT body FROM records WHERE ns = 'cred' AND key = ?", (address,))
+        ((body,),) = db.execute(
+            "SELECT body FROM records WHERE ns = 'cred' AND key = ?", (address,)
+        )
         rec = json.loads(body)
         rec["rotated_at"] = when
         new = json.dumps(rec, separators=(",", ":"), sort_keys=True).encode()

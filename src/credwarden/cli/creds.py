@@ -405,7 +405,7 @@ def update(
     if rotate_every is not None:
         meta["rotate_every"] = _every(rotate_every)
     with open_warden() as w:
-        if tags or clear_tags or links or clear_links or from_stdin or fields:
+        if from_stdin or fields:
             current = w.describe(address)
             k = get_kind(current.kind)
             _warn_secret_fields(k, fields)
@@ -414,11 +414,14 @@ def update(
                 if main in values:
                     raise click.UsageError(f"{main} is given twice (--field and --stdin)")
                 values[main] = _read_stdin()
-            if tags or clear_tags:
-                meta["tags"] = {**({} if clear_tags else current.tags), **dict(tags)}
-            if links or clear_links:
-                kept = [] if clear_links else list(current.links)
-                meta["links"] = kept + [u for u in links if u not in kept]
+        if clear_tags:
+            meta["tags"] = {}
+        if tags:
+            meta["add_tags"] = dict(tags)
+        if clear_links:
+            meta["links"] = []
+        if links:
+            meta["add_links"] = list(links)
         info = w.update(
             address, fields=values, unset=list(unset), expected_version=if_version, **meta
         )
