@@ -15,11 +15,13 @@ from credwarden import Warden
 from tests.core import workers
 
 
-def _run_and_kill(prefix: str, lines_before_kill: int, extra_delay: float) -> list[str]:
+def _run_and_kill(
+    prefix: str, lines_before_kill: int, extra_delay: float, code: str = workers.CRASH_CHILD
+) -> list[str]:
     """Start the writer, let it report `lines_before_kill` commits, then SIGKILL it."""
     lines: list[str] = []
     with subprocess.Popen(
-        [sys.executable, "-c", workers.CRASH_CHILD, prefix],
+        [sys.executable, "-c", code, prefix],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -33,7 +35,11 @@ def _run_and_kill(prefix: str, lines_before_kill: int, extra_delay: float) -> li
                 lines.append(line.strip())
             time.sleep(extra_delay)  # land anywhere inside the next transaction
             proc.send_signal(signal.SIGKILL)
-            rest, err = proc.communicate(timeout=30)
+            # Read through the same buffered file as readline did (communicate() would read
+            # the pipe beneath it and miss what that buffer already holds).
+            rest = proc.stdout.read()
+            err = proc.stderr.read() if proc.stderr else ""
+            proc.wait(timeout=30)
         finally:
             if proc.poll() is None:
                 proc.kill()
@@ -74,4 +80,29 @@ def test_sigkill_mid_write_leaves_a_readable_store(warden: Warden, database_url:
             assert report.ok, report
             w.add(f"dev/after/crash-{round_}", "secret", {"value": "still writable"})
     assert warden.get("dev/after/crash-3").reveal() == "still writable"
+    assert warden.verify_audit().ok
+
+
+def test_sigkill_mid_key_rotation_leaves_a_readable_store(
+    warden: Warden, database_url: str
+) -> None:
+    values = {f"dev/rot/c{i:02d}": f"value-{i}" for i in range(12)}
+    for address, value in values.items():
+        warden.add(address, "secret", {"value": value})
+        warden.update(address, fields={"value": value + "-v2"})
+    rng = random.Random(os.getpid())
+    for round_ in range(3):
+        delay = rng.random() * 0.005
+        lines = _run_and_kill(f"r{round_}", rng.randint(5, 40), delay, workers.ROTATE_CHILD)
+        assert any(line.startswith("rewrapped") for line in lines)
+        with Warden.open(database_url=database_url) as w:
+            for address, value in values.items():
+                assert w.get(address).reveal() == value + "-v2"
+                w.rollback(address, 1)  # old versions' keys too, and writable
+                assert w.get(address).reveal() == value
+            assert w.verify_audit().ok
+        for address, value in values.items():
+            warden.update(address, fields={"value": value + "-v2"})
+    assert warden.get("dev/rot/c00").reveal() == "value-0-v2"
+    assert warden.rotate_key()["rewrapped"] > 0
     assert warden.verify_audit().ok

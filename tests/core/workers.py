@@ -45,3 +45,16 @@ while True:
         print(f"updated {address}", flush=True)
     i += 1
 """
+
+ROTATE_CHILD = """
+from credwarden import Warden
+
+def report(done, total):
+    print("rewrapped", done, flush=True)
+
+
+w = Warden.open(source="rotate-child")
+while True:
+    result = w.rotate_key(batch=1, progress=report)
+    print("rotated", result["term"], flush=True)
+"""
