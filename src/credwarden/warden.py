@@ -138,7 +138,7 @@ class Warden:
         self._creds: dict[str, tuple[int, bytes, CredentialRecord]] = {}
 
     def __repr__(self) -> str:
-        return f"Warden(store={self._store.url!r}, principal={self.principal.name!r})"
+        return f"Warden(store={_redact(self._store.url)!r}, principal={self.principal.name!r})"
 
     # -- opening -------------------------------------------------------------------------
 
@@ -441,7 +441,13 @@ class Warden:
                 f"{cred.address} has no version {v}",
                 hint=f"`credwarden history {cred.address}` lists its versions",
             )
-        return VersionRecord.from_bytes(rec.body, rec.rev)
+        ver = VersionRecord.from_bytes(rec.body, rec.rev)
+        if ver.version != v:
+            raise CryptoError(
+                f"the stored version {v} of {cred.address} holds another version's record",
+                hint="the database was altered; run `credwarden audit verify` and restore a backup",
+            )
+        return ver
 
     def _dek(self, tx: Tx, cred_id: str, ver: VersionRecord) -> Any:
         """The version's data key, unwrapped once and then kept with the (immutable) version."""
@@ -489,7 +495,8 @@ class Warden:
     def _seal(
         self, tx: Tx, cred_id: str, version: int, kind: Kind, fields: Mapping[str, str], note: str
     ) -> VersionRecord:
-        if self._keyring.active_term not in self._keyring.terms:
+        newest = tx.list(NS_KEK)[-1].key
+        if int(newest) > self._keyring.active_term:  # another process rotated the KEK
             self._reload_keks(tx)
         dek_raw = new_key()
         dek = data_cipher(dek_raw)
@@ -537,6 +544,11 @@ class Warden:
         )
 
     def _check_env(self, address: Address) -> None:
+        if address.env not in self.environments:  # added by another process since open?
+            with self._store.transaction(write=False) as tx:
+                rec = tx.get(NS_META, "store")
+            if rec is not None:
+                self.environments = list(json.loads(rec.body).get("environments", []))
         if address.env not in self.environments:
             raise ValidationError(
                 f"unknown environment {address.env!r} (known: {', '.join(self.environments)})",
@@ -770,7 +782,11 @@ class Warden:
             "add_links",
         }
         if unknown:
-            raise ValidationError(f"unknown metadata {', '.join(sorted(unknown))}")
+            raise ValidationError(
+                f"unknown metadata {', '.join(sorted(unknown))}",
+                hint="metadata: description, owner, tags, add_tags, links, add_links, provider,"
+                " expires_at, rotate_every",
+            )
         changes = _reveal(fields or {})
         add_tags = dict(metadata.pop("add_tags", None) or {})
         add_links = list(metadata.pop("add_links", None) or [])
@@ -794,13 +810,16 @@ class Warden:
                 values = self._values(tx, cred, ver)
                 for name in unset:
                     if name not in values:
-                        raise ValidationError(f"{addr} has no field {name!r} to unset")
+                        raise ValidationError(
+                            f"{addr} has no field {name!r} to unset",
+                            hint=f"its fields: {', '.join(sorted(values))}",
+                        )
                     del values[name]
                 values.update(changes)
                 values = k.validate(values)
                 cred = cred._replace(version=cred.version + 1, rotated_at=now)
                 ver = self._seal(tx, cred.id, cred.version, k, values, note)
-                tx.put(NS_VERSION, version_key(cred.id, cred.version), ver.to_bytes(), rev=0)
+                self._put_version(tx, cred, ver)
                 op.detail["fields"] = sorted({*changes, *unset})
             if changed_meta:
                 op.detail["metadata"] = changed_meta
@@ -816,6 +835,16 @@ class Warden:
             return self._info(cred, ver, None)
 
         return self._op("write", addr, work)
+
+    def _put_version(self, tx: Tx, cred: CredentialRecord, ver: VersionRecord) -> None:
+        """Store a new version; a racing writer that made the same version first wins."""
+        try:
+            tx.put(NS_VERSION, version_key(cred.id, ver.version), ver.to_bytes(), rev=0)
+        except AlreadyExists:
+            raise Conflict(
+                f"{cred.address} was changed by someone else first",
+                hint="look at it again (`credwarden show`) and retry",
+            ) from None
 
     def _put_cred(self, tx: Tx, cred: CredentialRecord) -> int:
         try:
@@ -836,7 +865,10 @@ class Warden:
             cred = self._load(tx, addr)
             _expect(cred, expected_version)
             if to_version == cred.version:
-                raise ValidationError(f"version {to_version} is already current")
+                raise ValidationError(
+                    f"version {to_version} is already current",
+                    hint=f"`credwarden history {addr}` lists the versions",
+                )
             old = self._load_version(tx, cred, to_version)
             values = self._values(tx, cred, old)
             now = iso(utcnow())
@@ -844,7 +876,7 @@ class Warden:
             ver = self._seal(
                 tx, cred.id, cred.version, get_kind(cred.kind), values, f"rollback to v{to_version}"
             )
-            tx.put(NS_VERSION, version_key(cred.id, cred.version), ver.to_bytes(), rev=0)
+            self._put_version(tx, cred, ver)
             cred = cred._replace(rev=self._put_cred(tx, cred))
             op.version = cred.version
             op.detail = {"from_version": to_version}
@@ -912,18 +944,27 @@ class Warden:
                 )
             planned[addr] = (var, k.validate({"value": value, "env_var": var}))
         if not planned:
-            raise ValidationError("nothing to import: the file has no variables")
+            raise ValidationError(
+                "nothing to import: the file has no variables",
+                hint="a .env file has KEY=value lines; a JSON file is an object of strings",
+            )
         self._check_env(parse_address(next(iter(planned))))
         for addr in planned:
             if not self._allowed("write", addr):
                 self._audit_alone("write", addr, "denied", _Op())
                 raise PermissionDenied(f"{self.principal.name} may not write {addr}")
         out: _list[CredentialInfo] = []
+        current = ""
         try:
             with self._store.transaction() as tx:
-                for addr, (_var, values) in planned.items():
-                    out.append(self._import_one(tx, addr, k, values, overwrite))
-        except AlreadyExists as exc:
+                for current, (_var, values) in planned.items():
+                    out.append(self._import_one(tx, current, k, values, overwrite))
+        except Conflict as exc:
+            self._audit_alone(
+                "write", current, "conflict", _Op(detail={"via": "import", "error": exc.code})
+            )
+            if not isinstance(exc, AlreadyExists):
+                raise
             raise AlreadyExists(
                 exc.message,
                 hint="pass --overwrite to replace existing values (each becomes a new version)",
@@ -960,7 +1001,7 @@ class Warden:
             cred = cred._replace(version=cred.version + 1, updated_at=now, rotated_at=now)
             ver = self._seal(tx, cred.id, cred.version, k, values, "imported")
             cred = cred._replace(rev=self._put_cred(tx, cred))
-        tx.put(NS_VERSION, version_key(cred.id, cred.version), ver.to_bytes(), rev=0)
+        self._put_version(tx, cred, ver)
         op.version = cred.version
         self._audit(tx, "write", addr, "ok", op)
         return self._info(cred, ver, None)
@@ -969,7 +1010,10 @@ class Warden:
         """The env vars of every readable credential in `env` (filtered by patterns), each read
         audited. Two credentials giving the same variable is an error, not a silent pick."""
         if not _SEGMENT_RE.match(env):
-            raise ValidationError(f"invalid environment {env[:64]!r}")
+            raise ValidationError(
+                f"invalid environment {env[:64]!r}",
+                hint="environments are lower-case names such as dev, staging, prod",
+            )
         self._check_env(Address(env, "x", "x"))
         out: dict[str, tuple[str, str]] = {}
         with self._store.transaction() as tx:
@@ -1059,7 +1103,7 @@ class Warden:
     ) -> dict[str, int]:
         """Add a KEK term and re-wrap every data key under it, online and in batches."""
 
-        def add_term(tx: Tx, op: _Op) -> int:
+        def add_term(tx: Tx, op: _Op) -> tuple[int, bytes]:
             self._reload_keks(tx)
             term = max(self._keyring.terms) + 1
             kek = new_key()
@@ -1077,12 +1121,12 @@ class Warden:
                 ),
                 rev=0,
             )
-            self._keyring.add(term, kek)
-            self._keyring.active_term = term
             op.detail = {"term": term}
-            return term
+            return term, kek
 
-        term = self._op("key.rotate", None, add_term)
+        term, kek = self._op("key.rotate", None, add_term)
+        self._keyring.add(term, kek)  # only once the new term is committed
+        self._keyring.active_term = term
         with self._store.transaction(write=False) as tx:
             keys = [r.key for r in tx.list(NS_VERSION)]
         done = 0
@@ -1110,8 +1154,8 @@ class Warden:
         wrapped = b64d(ver.dek)
         if Keyring.term_of(wrapped) >= term:
             return
-        cred_id = key.split("/", 1)[0]
-        aad = dek_aad(cred_id, ver.version)
+        cred_id, version = key.split("/", 1)
+        aad = dek_aad(cred_id, int(version))
         ver = ver._replace(dek=b64e(self._keyring.wrap(self._keyring.unwrap(wrapped, aad), aad)))
         tx.put(NS_VERSION, key, ver.to_bytes(), rev=rec.rev)
 
@@ -1165,7 +1209,10 @@ def _check_meta(**meta: Any) -> dict[str, Any]:
         if key in meta:
             v = meta[key]
             if v is not None and (not isinstance(v, str) or len(v) > MAX_TEXT):
-                raise ValidationError(f"{key} must be text of at most {MAX_TEXT} characters")
+                raise ValidationError(
+                    f"{key} must be text of at most {MAX_TEXT} characters",
+                    hint=f"shorten the {key}; put longer documentation behind a --link",
+                )
             out[key] = v or None
     if "tags" in meta:
         tags = dict(meta["tags"] or {})
@@ -1184,20 +1231,31 @@ def _check_meta(**meta: Any) -> dict[str, Any]:
                 or len(link) > MAX_TEXT
                 or not link.startswith(("https://", "http://"))
             ):
-                raise ValidationError("links must be http(s) URLs")
+                raise ValidationError(
+                    "links must be http(s) URLs of at most 2000 characters",
+                    hint="e.g. --link https://wiki.example.com/runbooks/stripe",
+                )
         out["links"] = links
     if "expires_at" in meta:
         v = meta["expires_at"]
         if v is not None:
             try:
+                if not isinstance(v, str):
+                    raise TypeError
                 v = iso(parse_iso(v))
             except (ValueError, TypeError):
-                raise ValidationError("expires_at must be an ISO date or timestamp") from None
+                raise ValidationError(
+                    "expires_at must be an ISO date or timestamp",
+                    hint="e.g. 2027-05-01 or 2027-05-01T12:00:00Z",
+                ) from None
         out["expires_at"] = v
     if "rotate_every" in meta:
         v = meta["rotate_every"]
-        if v is not None and (not isinstance(v, int) or v <= 0):
-            raise ValidationError("rotate_every must be a positive number of seconds")
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v <= 0):
+            raise ValidationError(
+                "rotate_every must be a positive number of seconds",
+                hint="on the command line: --rotate-every 90d",
+            )
         out["rotate_every"] = v
     return out
 
@@ -1209,4 +1267,4 @@ def _redact(url: str) -> str:
 
 
 __all__ = ["InitReport", "Warden"]
-_ = (CryptoError, MasterKeyError)
+_ = MasterKeyError

@@ -377,12 +377,6 @@ def test_ciphertext_moved_between_credentials_does_not_decrypt(
     assert open_warden().get("prod/app/env#ONE").reveal() == "first"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG warden.py _dek/_decrypt bind the AAD to ver.version read from the record body,"
-    " not to the version the record is stored under: an old version's record copied over the"
-    " current one silently returns the old value",
-)
 def test_old_version_copied_over_current_does_not_decrypt(
     warden: Warden, database_url: str, open_warden: Callable[..., Warden]
 ) -> None:
@@ -447,12 +441,6 @@ def test_rotate_key_rewraps_every_data_key(
     assert warden.verify_audit().ok
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG warden.py _seal: the reload check `active_term not in terms` can never be"
-    " true, so a Warden opened before another process rotated the KEK keeps wrapping new data"
-    " keys under the retired term",
-)
 def test_writer_opened_before_rotation_uses_the_new_term(
     warden: Warden, database_url: str, open_warden: Callable[..., Warden]
 ) -> None:

@@ -184,13 +184,6 @@ def test_concurrent_add_of_one_address(warden: Warden, open_warden: Callable[...
 
 
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG warden.py update/rollback: on PostgreSQL the loser of a race fails on"
-    " tx.put(NS_VERSION, ..., rev=0) before _put_cred, and the raw store AlreadyExists"
-    " ('ver record ... already exists', code already_exists, no hint) reaches the caller"
-    " instead of Conflict('... was changed by someone else first')",
-)
 def test_update_losing_on_postgres_is_a_plain_conflict(warden: Warden, database_url: str) -> None:
     import psycopg
 

@@ -244,10 +244,6 @@ def test_database_password_not_in_reports(url_with_password: str) -> None:
     raises_without_canary(lambda: Warden.open(database_url=bad), StoreError)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG warden.py Warden.__repr__ shows the raw database URL, password included",
-)
 def test_warden_repr_hides_database_password(url_with_password: str) -> None:
     w, _ = Warden.init(database_url=url_with_password)
     try:

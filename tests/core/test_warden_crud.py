@@ -335,11 +335,6 @@ def test_unknown_environment_and_add_environment(
         assert bexc.value.hint
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG warden.py Warden._check_env: environments are read once at open; an environment"
-    " added by another Warden/process is rejected until reopened",
-)
 def test_environment_added_elsewhere_is_usable(
     warden: Warden, open_warden: Callable[..., Warden]
 ) -> None:

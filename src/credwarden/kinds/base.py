@@ -67,7 +67,10 @@ class Kind:
     def validate(self, fields: Mapping[str, str]) -> dict[str, str]:
         """Check a complete field set; return it normalised, or raise ValidationError."""
         if len(fields) > MAX_FIELDS:
-            raise ValidationError(f"a credential has at most {MAX_FIELDS} fields")
+            raise ValidationError(
+                f"a credential has at most {MAX_FIELDS} fields",
+                hint="split the values over several credentials",
+            )
         out: dict[str, str] = {}
         for name, value in fields.items():
             spec = self.spec(name)
@@ -80,8 +83,15 @@ class Kind:
             if self.open_fields:
                 check_env_name(name, "field name")
             if not isinstance(value, str):
-                raise ValidationError(f"field {name!r} must be text")
-            if len(value.encode("utf-8", "surrogatepass")) > MAX_VALUE_BYTES:
+                raise ValidationError(f"field {name!r} must be text", hint="pass values as strings")
+            try:
+                size = len(value.encode("utf-8"))
+            except UnicodeEncodeError:
+                raise ValidationError(
+                    f"field {name!r} is not valid Unicode text (it holds a lone surrogate)",
+                    hint="check how the value was decoded before it was passed in",
+                ) from None
+            if size > MAX_VALUE_BYTES:
                 raise ValidationError(
                     f"field {name!r} is larger than 64 KiB",
                     hint="credwarden stores credentials, not files; keep values under 64 KiB",

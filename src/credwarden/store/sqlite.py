@@ -66,14 +66,17 @@ class SQLiteTx(Tx):
         return None if row is None else AuditHead(row[0], row[1], row[2])
 
     def audit_append(self, row: AuditRow, head: AuditHead) -> None:
-        self._c.execute(
-            "INSERT INTO audit_events (seq, body, hash) VALUES (?, ?, ?)",
-            (row.seq, row.body, row.hash),
-        )
-        self._c.execute(
-            "UPDATE audit_head SET seq = ?, hash = ?, mac = ? WHERE id = 1",
-            (head.seq, head.hash, head.mac),
-        )
+        try:
+            self._c.execute(
+                "INSERT INTO audit_events (seq, body, hash) VALUES (?, ?, ?)",
+                (row.seq, row.body, row.hash),
+            )
+            self._c.execute(
+                "UPDATE audit_head SET seq = ?, hash = ?, mac = ? WHERE id = 1",
+                (head.seq, head.hash, head.mac),
+            )
+        except sqlite3.Error as exc:
+            raise _store_error(exc) from None
 
     def audit_scan(
         self,
