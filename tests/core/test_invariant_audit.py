@@ -21,6 +21,7 @@ from credwarden import (
 )
 from credwarden.access.policy import Principal
 from credwarden.errors import AlreadyExists, Conflict, CryptoError, UsageError
+from credwarden.store.base import AUDIT_HEAD_SEQ as HEAD
 from tests.core.rawdb import (
     audit_columns,
     break_audit,
@@ -487,7 +488,11 @@ def _delete_last(db: Any, cols: list[str], mid: int, last: int) -> int:
 def _delete_last_fix_head(db: Any, cols: list[str], mid: int, last: int) -> int:
     ((prev_hash,),) = db.execute("SELECT hash FROM audit_events WHERE seq = ?", (last - 1,))
     db.execute("DELETE FROM audit_events WHERE seq = ?", (last,))
-    db.execute("UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1", (last - 1, prev_hash))
+    ((mac,),) = db.execute("SELECT hash FROM audit_events WHERE seq = ?", (HEAD,))
+    db.execute(
+        "UPDATE audit_events SET body = ?, hash = ? WHERE seq = ?",
+        (f"{last - 1} {prev_hash}", mac, HEAD),
+    )
     return last - 1
 
 
@@ -535,12 +540,12 @@ def test_tampering_is_detected(warden: Warden, database_url: str, tamper: str) -
     with raw(database_url) as db:
         bad = TAMPERS[tamper](db, cols, mid, last)
     if tamper == "forge_append":
-        # The next append collides with the forged row: everything fails closed, the
-        # verification included (it cannot record itself), so the forgery cannot go unnoticed.
+        # The next append collides with the forged row: every operation fails closed, and the
+        # verification (which cannot record itself) still names the forged event.
         with pytest.raises(AuditError):
             warden.get(A)
-        with pytest.raises(AuditError):
-            warden.verify_audit()
+        report = warden.verify_audit()
+        assert not report.ok and report.first_bad_seq == bad, report
         with raw(database_url) as db:
             db.execute("DELETE FROM audit_events WHERE seq = ?", (bad,))
         assert warden.verify_audit().ok

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Final
 from ..errors import AlreadyExists, Conflict, CredwardenError, SchemaTooNew, StoreError
 from ..settings import redact_url
 from . import migrate
-from .base import AuditHead, AuditRow, Record, Store, Tx
+from .base import AUDIT_HEAD_SEQ, AuditHead, AuditRow, Record, Store, Tx, decode_head, encode_head
 
 _MISSING: str | None = None
 try:
@@ -120,8 +120,10 @@ class PostgresTx(Tx):
         # In a writer the row lock orders appends until commit; a read-only transaction
         # cannot lock rows, and its snapshot is consistent already.
         lock = " FOR UPDATE" if self._write else ""
-        row = self._exec(f"SELECT seq, hash, mac FROM audit_head WHERE id = 1{lock}").fetchone()
-        return None if row is None else AuditHead(row[0], row[1], row[2])
+        row = self._exec(
+            f"SELECT body, hash FROM audit_events WHERE seq = %s{lock}", (AUDIT_HEAD_SEQ,)
+        ).fetchone()
+        return None if row is None else decode_head(row[0], row[1])
 
     def audit_append(self, row: AuditRow, head: AuditHead) -> None:
         self._exec(
@@ -129,8 +131,8 @@ class PostgresTx(Tx):
             (row.seq, row.body, row.hash),
         )
         self._exec(
-            "UPDATE audit_head SET seq = %s, hash = %s, mac = %s WHERE id = 1",
-            (head.seq, head.hash, head.mac),
+            "UPDATE audit_events SET body = %s, hash = %s WHERE seq = %s",
+            (*encode_head(head), AUDIT_HEAD_SEQ),
         )
 
     def audit_scan(
@@ -143,8 +145,8 @@ class PostgresTx(Tx):
         limit: int | None = None,
         newest_first: bool = False,
     ) -> Iterator[AuditRow]:
-        where: _list[str] = ["seq > %s"]
-        args: _list[Any] = [after_seq]
+        where: _list[str] = ["seq > %s", "seq < %s"]
+        args: _list[Any] = [after_seq, AUDIT_HEAD_SEQ]
         filters = (("address", "=", address), ("principal", "=", principal), ("ts", ">=", since))
         for field, op, val in filters:
             if val is not None:

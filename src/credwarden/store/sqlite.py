@@ -11,7 +11,16 @@ from typing import Any
 
 from ..errors import AlreadyExists, Conflict, CredwardenError, StoreError
 from . import migrate
-from .base import AuditHead, AuditRow, Record, Store, Tx
+from .base import (
+    AUDIT_HEAD_SEQ,
+    AuditHead,
+    AuditRow,
+    Record,
+    Store,
+    Tx,
+    decode_head,
+    encode_head,
+)
 
 _TOP = "\U0010ffff"
 
@@ -62,8 +71,10 @@ class SQLiteTx(Tx):
         return [Record(k, r, b) for k, r, b in rows]
 
     def audit_head(self) -> AuditHead | None:
-        row = self._c.execute("SELECT seq, hash, mac FROM audit_head WHERE id = 1").fetchone()
-        return None if row is None else AuditHead(row[0], row[1], row[2])
+        row = self._c.execute(
+            "SELECT body, hash FROM audit_events WHERE seq = ?", (AUDIT_HEAD_SEQ,)
+        ).fetchone()
+        return None if row is None else decode_head(row[0], row[1])
 
     def audit_append(self, row: AuditRow, head: AuditHead) -> None:
         try:
@@ -72,8 +83,8 @@ class SQLiteTx(Tx):
                 (row.seq, row.body, row.hash),
             )
             self._c.execute(
-                "UPDATE audit_head SET seq = ?, hash = ?, mac = ? WHERE id = 1",
-                (head.seq, head.hash, head.mac),
+                "UPDATE audit_events SET body = ?, hash = ? WHERE seq = ?",
+                (*encode_head(head), AUDIT_HEAD_SEQ),
             )
         except sqlite3.Error as exc:
             raise _store_error(exc) from None
@@ -88,7 +99,7 @@ class SQLiteTx(Tx):
         limit: int | None = None,
         newest_first: bool = False,
     ) -> Iterator[AuditRow]:
-        where, args = ["seq > ?"], [after_seq]
+        where, args = ["seq > ?", "seq < ?"], [after_seq, AUDIT_HEAD_SEQ]
         for path, op, val in (
             ("$.address", "=", address),
             ("$.principal", "=", principal),

@@ -16,13 +16,7 @@ CREATE TABLE audit_events (
     hash TEXT    NOT NULL
 );
 
-CREATE TABLE audit_head (
-    id   INTEGER PRIMARY KEY CHECK (id = 1),
-    seq  BIGINT NOT NULL,
-    hash TEXT   NOT NULL,
-    mac  TEXT   NOT NULL
-);
-
--- The head always exists: appending is then one UPDATE (and, on PostgreSQL, a row lock).
-INSERT INTO audit_head (id, seq, hash, mac)
-VALUES (1, 0, '0000000000000000000000000000000000000000000000000000000000000000', '');
+-- The head (last seq and hash, with a MAC) is the row at seq 2^62: the largest key, so it shares
+-- the b-tree leaf of the newest events and an append writes one page. It always exists.
+INSERT INTO audit_events (seq, body, hash)
+VALUES (4611686018427387904, '0 0000000000000000000000000000000000000000000000000000000000000000', '');
