@@ -12,7 +12,7 @@ import click
 
 from ..kinds import Kind, get_kind, kind_names
 from ..lifecycle.health import HEALTH_STATES
-from ..model import CredentialInfo
+from ..model import CredentialInfo, VersionInfo
 from .context import open_warden, prompt_secret
 from .output import print_fields, print_json, print_table
 
@@ -249,6 +249,10 @@ def show(address: str, as_json: bool) -> None:
     click.echo("fields:")
     print_fields([(f"  {name}", value) for name, value in d["fields"].items()])
     click.echo()
+    _print_versions(versions)
+
+
+def _print_versions(versions: list[VersionInfo]) -> None:
     print_table(
         ("VERSION", "CREATED", "BY", "NOTE", "FIELDS", "CURRENT"),
         [
@@ -314,20 +318,7 @@ def history(address: str, as_json: bool) -> None:
     if as_json:
         print_json([v.to_dict() for v in versions])
         return
-    print_table(
-        ("VERSION", "CREATED", "BY", "NOTE", "FIELDS", "CURRENT"),
-        [
-            (
-                v.version,
-                _short(v.created_at),
-                v.created_by,
-                v.note,
-                ",".join(v.fields),
-                "*" if v.current else "",
-            )
-            for v in versions
-        ],
-    )
+    _print_versions(versions)
 
 
 # -- changing ------------------------------------------------------------------------------------
