@@ -11,6 +11,7 @@
     ├── Conflict                    exit 6  (code: conflict)
     │   └── AlreadyExists                   (code: already_exists)
     ├── CredentialInvalid           exit 7  (code: credential_invalid)
+    │   └── LockTimeout                     (code: lock_timeout)
     ├── AuditError                  exit 8  (code: audit_failed)
     ├── StoreError                  exit 1  (code: store)
     │   └── SchemaTooNew                    (code: schema_too_new)
@@ -87,6 +88,12 @@ class AlreadyExists(Conflict):
 class CredentialInvalid(CredwardenError):
     code = "credential_invalid"
     exit_code = 7
+
+
+class LockTimeout(CredentialInvalid):
+    """Someone else holds a credential's refresh lock for too long: refusing beats racing."""
+
+    code = "lock_timeout"
 
 
 class AuditError(CredwardenError):

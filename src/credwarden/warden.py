@@ -136,6 +136,8 @@ class Warden:
         self._versions: dict[tuple[str, int], tuple[VersionRecord, Any]] = {}
         # The last decoded metadata per address, reused while the stored bytes are unchanged.
         self._creds: dict[str, tuple[int, bytes, CredentialRecord]] = {}
+        self._flights: Any = None  # oauth.ops.Flights, made on first refresh
+        self.alert_hook: Callable[[str, str, dict[str, Any]], None] | None = None
 
     def __repr__(self) -> str:
         return f"Warden(store={_redact(self._store.url)!r}, principal={self.principal.name!r})"
@@ -605,7 +607,8 @@ class Warden:
         return self._op("read", addr, work)
 
     def headers(self, address: str) -> dict[str, Secret]:
-        """The HTTP headers that authenticate with this credential (the `use` action)."""
+        """The HTTP headers that authenticate with this credential (the `use` action); for a
+        connection, with an access token refreshed first if needed."""
         addr = str(parse_address(address))
 
         def work(tx: Tx, op: _Op) -> dict[str, str]:
@@ -616,7 +619,68 @@ class Warden:
             op.detail["headers"] = sorted(headers)
             return headers
 
+        with self._store.transaction(write=False) as tx:
+            rec = tx.get(NS_CRED, addr)
+        if rec is not None and get_kind(CredentialRecord.from_bytes(rec.body, 0).kind).refreshable:
+            # access_token() refreshes if needed and audits the use.
+            return {"Authorization": Secret(f"Bearer {self.access_token(addr).reveal()}")}
         return {k: Secret(v) for k, v in self._op("use", addr, work).items()}
+
+    # -- OAuth ---------------------------------------------------------------------------
+
+    def access_token(
+        self, address: str, *, leeway: int = 60, rejected: Secret | None = None
+    ) -> Secret:
+        """A valid access token, refreshed (once, whatever the concurrency) when it is within
+        `leeway` seconds of expiry, or when `rejected` (a token an API answered 401 to) is still
+        the stored one."""
+        from .oauth.ops import access_token
+
+        return access_token(self, address, leeway=leeway, rejected=rejected)
+
+    def auth(self, address: str) -> Any:
+        """An `httpx.Auth` sending the connection's token; on a 401 it refreshes once and
+        retries once."""
+        from .oauth.httpx_auth import WardenAuth
+
+        return WardenAuth(self, address)
+
+    def refresh_due(self, *, within: int = 300) -> _list[dict[str, Any]]:
+        """Refresh the connections expiring within `within` seconds (the scheduler's hook)."""
+        from .oauth.ops import refresh_due
+
+        return refresh_due(self, within=within)
+
+    def connect(
+        self,
+        address: str,
+        *,
+        provider: str,
+        client: str,
+        scopes: Sequence[str] = (),
+        grant: str = "authorization_code",
+        port: int = 0,
+        open_url: Callable[[str], None] | None = None,
+        show_device: Callable[[dict[str, Any]], None] | None = None,
+        template_vars: Mapping[str, str] | None = None,
+        timeout: float = 300.0,
+    ) -> CredentialInfo:
+        """Connect (or repair in place) an OAuth connection with a provider and a client."""
+        from .oauth.connect import connect
+
+        return connect(
+            self,
+            address,
+            provider=provider,
+            client=client,
+            scopes=scopes,
+            grant=grant,
+            port=port,
+            open_url=open_url,
+            show_device=show_device,
+            template_vars=dict(template_vars or {}),
+            timeout=timeout,
+        )
 
     def describe(self, address: str) -> CredentialInfo:
         """Metadata, health and field names; secret values are not decrypted."""
@@ -886,9 +950,16 @@ class Warden:
 
         return self._op("write", addr, work)
 
-    def remove(self, address: str, *, expected_version: int | None = None) -> None:
-        """Delete a credential and crypto-shred its versions (the audit record stays)."""
+    def remove(
+        self, address: str, *, expected_version: int | None = None, revoke: bool = True
+    ) -> str | None:
+        """Delete a credential and crypto-shred its versions (the audit record stays). An OAuth
+        connection's grant is first revoked at the provider (RFC 7009) when it names a
+        revocation endpoint; returns how that went ("revoked", an error code, or None)."""
         addr = str(parse_address(address))
+        revoked = (
+            self._revoke_before_remove(addr) if revoke and self._allowed("delete", addr) else None
+        )
 
         def work(tx: Tx, op: _Op) -> None:
             cred = self._load(tx, addr)
@@ -903,9 +974,35 @@ class Warden:
             except Conflict:
                 raise Conflict(f"{addr} was changed by someone else first") from None
             op.version = cred.version
-            op.detail = {"kind": cred.kind}
+            op.detail = {"kind": cred.kind, **({"revocation": revoked} if revoked else {})}
 
         self._op("delete", addr, work)
+        return revoked
+
+    def _revoke_before_remove(self, addr: str) -> str | None:
+        with self._store.transaction(write=False) as tx:
+            rec = tx.get(NS_CRED, addr)
+            if rec is None:
+                return None
+            cred = CredentialRecord.from_bytes(rec.body, rec.rev)
+            ver = self._load_version(tx, cred)
+            if cred.kind != "oauth2" or not ver.plain.get("revocation_url"):
+                return None
+            values = self._values(tx, cred, ver)
+            from .oauth.ops import _client_auth
+
+            try:
+                client = _client_auth(self, tx, values.get("client", ""))
+            except CredwardenError as exc:
+                return f"client_{exc.code}"
+        from .oauth.grants import revoke
+
+        hint = "refresh_token" if values.get("refresh_token") else "access_token"
+        try:
+            revoke(values["revocation_url"], client, values[hint], hint)
+        except CredwardenError as exc:
+            return exc.code
+        return "revoked"
 
     # -- environments, import and export -------------------------------------------------
 

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from ..errors import UnknownKind
 from .base import FieldSpec, Kind
+from .oauth import OAuth2Client, OAuth2Connection
 from .simple import ApiKey, Basic, EnvSet, SecretValue
 
 __all__ = ["FieldSpec", "Kind", "get_kind", "kind_names"]
 
-_KINDS: dict[str, Kind] = {k.name: k for k in (ApiKey(), Basic(), SecretValue(), EnvSet())}
+_KINDS: dict[str, Kind] = {
+    k.name: k
+    for k in (ApiKey(), Basic(), SecretValue(), EnvSet(), OAuth2Client(), OAuth2Connection())
+}
 
 
 def get_kind(name: str) -> Kind:

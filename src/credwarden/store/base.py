@@ -109,6 +109,12 @@ class Store(ABC):
         """A transaction; write ones are serialized with other writers where the backend must."""
 
     @abstractmethod
+    def lock(self, name: str, *, timeout: float) -> AbstractContextManager[None]:
+        """An exclusive lock across threads, processes and nodes sharing this store, held until
+        the block ends or the holder dies -- it never expires under a live holder. Raises
+        LockTimeout when it cannot be had within `timeout` seconds."""
+
+    @abstractmethod
     def schema_version(self) -> int:
         """The applied migration number."""
 

@@ -10,12 +10,22 @@ one instant.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
-from ..errors import AlreadyExists, Conflict, CredwardenError, SchemaTooNew, StoreError
+from ..errors import (
+    AlreadyExists,
+    Conflict,
+    CredwardenError,
+    LockTimeout,
+    SchemaTooNew,
+    StoreError,
+)
 from ..settings import redact_url
 from . import migrate
 from .base import AUDIT_HEAD_SEQ, AuditHead, AuditRow, Record, Store, Tx, decode_head, encode_head
@@ -339,6 +349,34 @@ class PostgresStore(Store):
                 f"migrating the PostgreSQL store at {self._where} failed: {exc.message}",
                 hint=exc.hint,
             ) from None
+
+    @contextmanager
+    def lock(self, name: str, *, timeout: float) -> Iterator[None]:
+        """A session advisory lock on a connection of its own: PostgreSQL releases it when the
+        holder's connection ends, so a dead node never keeps it (and a live one never loses it)."""
+        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+        try:
+            conn = psycopg.connect(self._conninfo, autocommit=True)
+        except psycopg.Error:
+            raise StoreError(f"cannot connect to the PostgreSQL store at {self._where}") from None
+        try:
+            try:
+                conn.execute(f"SET lock_timeout = {max(1, int(timeout * 1000))}")
+                conn.execute("SELECT pg_advisory_lock(%s)", (key,))
+            except pg_errors.LockNotAvailable:
+                raise LockTimeout(
+                    f"{name} is being refreshed by another node for more than {timeout:g} s",
+                    hint="retry shortly; credwarden will not refresh it twice at once",
+                ) from None
+            except psycopg.Error as exc:
+                raise StoreError(f"taking a lock failed: {type(exc).__name__}") from None
+            try:
+                yield
+            finally:
+                with contextlib.suppress(psycopg.Error):
+                    conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+        finally:
+            conn.close()
 
     def schema_version(self) -> int:
         with _Transaction(self, False) as tx:

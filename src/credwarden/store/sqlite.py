@@ -6,6 +6,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -227,6 +228,11 @@ class SQLiteStore(Store):
         except sqlite3.Error as exc:
             conn.execute("ROLLBACK")
             raise StoreError(f"migrating the SQLite store at {self.path} failed: {exc}") from None
+
+    def lock(self, name: str, *, timeout: float) -> AbstractContextManager[None]:
+        from .filelock import file_lock
+
+        return file_lock(self.path + ".locks", name, timeout=timeout)
 
     def schema_version(self) -> int:
         return self._version(self._connect())
