@@ -40,7 +40,6 @@ Behaviour of oidc-provider 9.13.3 that the tests rely on (checked by ``test_peer
 from __future__ import annotations
 
 import base64
-import contextlib
 import datetime
 import hashlib
 import ipaddress
@@ -49,9 +48,6 @@ import os
 import secrets
 import shutil
 import subprocess
-import tempfile
-import threading
-import time
 from collections.abc import Iterable, Sequence
 from html.parser import HTMLParser
 from pathlib import Path
@@ -61,15 +57,19 @@ from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
 import httpx
 
+from tests.peers._proc import ServerProcess
+
 PEERS_DIR = Path(__file__).resolve().parent
 SERVER_SCRIPT = PEERS_DIR / "oidc_server.mjs"
 DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 DEFAULT_SCOPES = ("openid", "offline_access", "profile", "email", "api:read", "api:write")
 READY_TIMEOUT = 15.0
+USER_PASSWORD = "x"  # devInteractions accept any password; DOT's user alice has this one
 
 __all__ = [
     "DEFAULT_SCOPES",
     "DEVICE_CODE_GRANT",
+    "USER_PASSWORD",
     "OidcProvider",
     "complete_device_authorization",
     "confidential_client",
@@ -289,9 +289,7 @@ def make_test_tls(directory: str | os.PathLike[str]) -> tuple[Path, Path, Path]:
             ),
             critical=False,
         )
-        .add_extension(
-            x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
-        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski),
             critical=False,
@@ -351,21 +349,15 @@ class OidcProvider:
             issuer_path = "/" + issuer_path
         self.clients = list(clients)
         self.issuer_path = issuer_path.rstrip("/")
-        self.events: list[dict[str, Any]] = []
-        self._events_lock = threading.Lock()
-        self._events_changed = threading.Condition(self._events_lock)
-        self._ready = threading.Event()
-        self._proc: subprocess.Popen[str] | None = None
-        self._reader: threading.Thread | None = None
-        self._stderr_file: Any = None
-        self._tmp = Path(tempfile.mkdtemp(prefix="cw-oidc-"))
-        self.ca_path: Path | None = None
         self.issuer = ""
         self.port = 0
+        self.ca_path: Path | None = None
+        self._ready_timeout = ready_timeout
+        self._server = ServerProcess("oidc-provider", tmp_prefix="cw-oidc-")
 
         tls_cfg: dict[str, str] | None = None
         if tls is True:
-            self.ca_path, cert, key = make_test_tls(self._tmp / "tls")
+            self.ca_path, cert, key = make_test_tls(self._server.tmp / "tls")
             tls_cfg = {"cert": str(cert), "key": str(key)}
         elif tls:
             paths = [Path(p) for p in tls]  # type: ignore[union-attr]
@@ -398,91 +390,34 @@ class OidcProvider:
             "tls": tls_cfg,
             "token_delay_ms": token_delay_ms,
             "fail_next_token": fail_next_token,
+            "exit_on_stdin_close": True,
         }
-        self._ready_timeout = ready_timeout
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> OidcProvider:
-        if self._proc is not None:
-            return self
         node = shutil.which("node")
         if node is None:
             raise RuntimeError("node is not installed")
         ensure_installed()
-        cfg_path = self._tmp / "config.json"
+        cfg_path = self._server.tmp / "config.json"
         cfg_path.write_text(json.dumps(self.config, indent=2))
-        self._stderr_file = open(self._tmp / "stderr.log", "w+b")  # noqa: SIM115
-        self._proc = subprocess.Popen(
-            [node, str(SERVER_SCRIPT), str(cfg_path)],
-            cwd=PEERS_DIR,
-            stdin=subprocess.PIPE,  # the server exits when this closes (our process died)
-            stdout=subprocess.PIPE,
-            stderr=self._stderr_file,
-            text=True,
-            encoding="utf-8",
-            bufsize=1,
-        )
-        self._reader = threading.Thread(
-            target=self._read_stdout, name=f"oidc-provider-{self._proc.pid}", daemon=True
-        )
-        self._reader.start()
-        deadline = time.monotonic() + self._ready_timeout
-        while not self._ready.wait(0.05):
-            if self._proc.poll() is not None or time.monotonic() > deadline:
-                reason = (
-                    f"exited with {self._proc.returncode}"
-                    if self._proc.poll() is not None
-                    else f"not ready within {self._ready_timeout:.0f} s"
-                )
-                log = self.stderr_text()
-                self.stop()
-                raise RuntimeError(f"oidc-provider {reason}; stderr:\n{log}")
+        try:
+            ready = self._server.start(
+                [node, str(SERVER_SCRIPT), str(cfg_path)],
+                cwd=PEERS_DIR,
+                ready_timeout=self._ready_timeout,
+            )
+        except BaseException:
+            self._server.cleanup()
+            raise
+        self.port = int(ready["port"])
+        self.issuer = str(ready["issuer"])
         return self
 
-    def _read_stdout(self) -> None:
-        assert self._proc is not None and self._proc.stdout is not None
-        for line in self._proc.stdout:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                event = json.loads(line)
-            except ValueError:
-                event = {"event": "raw", "line": line}
-            if not isinstance(event, dict):
-                event = {"event": "raw", "line": line}
-            if event.get("event") == "ready" and not self._ready.is_set():
-                self.port = int(event["port"])
-                self.issuer = str(event["issuer"])
-                self._ready.set()
-            with self._events_changed:
-                self.events.append(event)
-                self._events_changed.notify_all()
-
     def stop(self) -> None:
-        """Stop the server (idempotent): close its stdin, terminate, reap, close every pipe."""
-        proc, self._proc = self._proc, None
-        if proc is not None:
-            if proc.stdin is not None:
-                with contextlib.suppress(OSError):
-                    proc.stdin.close()
-            if proc.poll() is None:
-                proc.terminate()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
-            if self._reader is not None:
-                self._reader.join(timeout=5)
-                self._reader = None
-            if proc.stdout is not None:
-                proc.stdout.close()
-        if self._stderr_file is not None:
-            self._stderr_file.close()
-            self._stderr_file = None
-        shutil.rmtree(self._tmp, ignore_errors=True)
+        """Stop the server (idempotent), reap it, close its pipes, delete its temp folder."""
+        self._server.cleanup()
 
     def __enter__(self) -> OidcProvider:
         return self.start()
@@ -497,14 +432,24 @@ class OidcProvider:
 
     @property
     def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
+        return self._server.running
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        """Every JSON line the server printed, parsed (``ready``, ``token``, ``grant.*``)."""
+        return self._server.events
+
+    def events_of(self, kind: str) -> list[dict[str, Any]]:
+        return self._server.events_of(kind)
+
+    def wait_for_event(
+        self, kind: str, timeout: float = 5.0, *, count: int = 1, **match: Any
+    ) -> list[dict[str, Any]]:
+        """Block until ``count`` events of ``kind`` (with those field values) were logged."""
+        return self._server.wait_for_event(kind, timeout, count=count, **match)
 
     def stderr_text(self) -> str:
-        path = self._tmp / "stderr.log"
-        try:
-            return path.read_text(errors="replace")
-        except OSError:
-            return ""
+        return self._server.stderr_text()
 
     # -- addresses ---------------------------------------------------------------------------
 
@@ -617,27 +562,6 @@ class OidcProvider:
         """How many ``/token`` requests carried that ``grant_type`` (any outcome)."""
         return int(self.counts().get(grant_type, 0))
 
-    def events_of(self, kind: str) -> list[dict[str, Any]]:
-        with self._events_lock:
-            return [e for e in self.events if e.get("event") == kind]
-
-    def wait_for_event(
-        self, kind: str, timeout: float = 5.0, *, count: int = 1, **match: Any
-    ) -> list[dict[str, Any]]:
-        """Block until ``count`` events of ``kind`` (with the given field values) were logged."""
-
-        def found() -> list[dict[str, Any]]:
-            return [
-                e
-                for e in self.events
-                if e.get("event") == kind and all(e.get(k) == v for k, v in match.items())
-            ]
-
-        with self._events_changed:
-            if not self._events_changed.wait_for(lambda: len(found()) >= count, timeout):
-                raise TimeoutError(f"no {count} {kind!r} event(s) matching {match} in {timeout} s")
-            return found()
-
     def drive_authorization(self, authorize_url: str, **kwargs: Any) -> str:
         """:func:`drive_authorization` trusting this server's certificate."""
         kwargs.setdefault("verify", self.verify)
@@ -668,10 +592,14 @@ class _Forms(HTMLParser):
                 "action": a.get("action", ""),
                 "method": a.get("method", "get").lower(),
                 "inputs": {},
+                "buttons": {},
             }
             self.forms.append(self._current)
         elif tag == "input" and self._current is not None and a.get("name"):
-            self._current["inputs"][a["name"]] = a.get("value", "")
+            if a.get("type", "text").lower() in ("submit", "button", "image", "reset"):
+                self._current["buttons"][a["name"]] = a.get("value", "")
+            else:
+                self._current["inputs"][a["name"]] = a.get("value", "")
         elif tag == "a" and a.get("href"):
             self.links.append(a["href"])
 
@@ -695,7 +623,7 @@ def drive_authorization(
     authorize_url: str,
     *,
     username: str = "alice",
-    password: str = "x",
+    password: str = USER_PASSWORD,
     consent: bool = True,
     deny: bool = False,
     verify: Any = True,
@@ -749,7 +677,7 @@ def complete_device_authorization(
     verification_uri_complete: str,
     *,
     username: str = "alice",
-    password: str = "x",
+    password: str = USER_PASSWORD,
     deny: bool = False,
     verify: Any = True,
     max_steps: int = 20,

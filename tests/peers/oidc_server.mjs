@@ -281,3 +281,9 @@ const stop = () => {
 };
 process.on('SIGTERM', stop);
 process.on('SIGINT', stop);
+if (cfg.exit_on_stdin_close) {
+  // The test harness holds our stdin: when it goes away (even killed), so do we.
+  process.stdin.on('end', stop);
+  process.stdin.on('error', stop);
+  process.stdin.resume();
+}

@@ -81,11 +81,12 @@ def access_token(
     addr = str(parse_address(address))
     seen: int | None = None
     force = rejected is not None
+    want = leeway
     for _ in range(3):
         if not force:
             try:
                 return Secret(
-                    w._op("use", addr, lambda tx, op: _fresh_token(w, addr, tx, op, leeway))
+                    w._op("use", addr, lambda tx, op: _fresh_token(w, addr, tx, op, want))
                 )
             except _NeedsRefresh as need:
                 seen = need.version
@@ -93,6 +94,7 @@ def access_token(
             w, addr, seen, leeway=leeway, rejected=rejected.reveal() if force and rejected else None
         )
         force = False
+        want = 0  # just refreshed, by us or by another caller: any unexpired token will do
     raise CredentialInvalid(
         f"{addr} could not be kept fresh: its new token expires within the leeway",
         hint="the provider issues very short-lived tokens; lower the leeway",
