@@ -28,7 +28,11 @@ lint: $(VENV)/.installed-dev
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy src/credwarden
 
-unit: $(VENV)/.installed-dev
+# The real OAuth servers the tests start (tests/peers): reinstalled when the lock changes.
+tests/peers/node_modules/.package-lock.json: tests/peers/package-lock.json
+	npm ci --prefix tests/peers --no-audit --no-fund
+
+unit: $(VENV)/.installed-dev tests/peers/node_modules/.package-lock.json
 	$(BIN)/python -m pytest -q
 
 test: lint typecheck unit

@@ -20,15 +20,18 @@ Behaviour of oidc-provider 9.13.3 that the tests rely on (checked by ``test_peer
   ``grant_types``).
 - With ``rotate_refresh_token=True`` every refresh returns a new refresh token and marks the
   old one consumed. Presenting a consumed refresh token again answers ``400 invalid_grant``
-  ("refresh token already used"), destroys it and revokes the whole grant: the refresh
-  token issued by the rotation dies too (``invalid_grant`` "grant request is invalid"), and
-  so do the access tokens of that grant (introspection says ``active: false``). A
+  (``error_description`` "grant request is invalid"; the ``grant.error`` event's
+  ``error_detail`` says "refresh token already used"), destroys it and revokes the whole
+  grant: the refresh token issued by the rotation dies too (``invalid_grant``), and so do
+  the access tokens of that grant (introspection: ``{"active": false}``). A
   ``grant.revoked`` event is logged.
-- The consumed-check is not atomic: two requests carrying the same refresh token that arrive
-  together (before either has consumed it) may BOTH succeed and get two different new
-  refresh tokens; reuse is only detected for a request that starts after another one
-  finished. Use ``token_delay_ms`` to make concurrent callers overlap at the client side;
-  a sequential "late" reuse is what gets the grant revoked.
+- Concurrent refreshes with the same token: with the in-memory storage each ``/token``
+  request runs to completion without interleaving (no real I/O between "find" and
+  "consume"), so exactly ONE wins (200, new pair) and every other one is a reuse: 400
+  ``invalid_grant`` and the grant is revoked, which kills the winner's new refresh token
+  too. A refresh storm between uncoordinated processes therefore loses the connection
+  entirely (measured: 25/25 runs of 4 parallel refreshes). ``token_delay_ms`` (added
+  before the request is handled) makes callers overlap on the client side.
 - With ``rotate_refresh_token=False`` the same refresh token keeps working.
 - Revoking a refresh token revokes its grant (its access tokens too); revoking an access
   token revokes only that token.
@@ -41,13 +44,16 @@ from __future__ import annotations
 
 import base64
 import datetime
+import fcntl
 import hashlib
 import ipaddress
 import json
 import os
 import secrets
 import shutil
+import ssl
 import subprocess
+import tempfile
 from collections.abc import Iterable, Sequence
 from html.parser import HTMLParser
 from pathlib import Path
@@ -98,21 +104,31 @@ def node_modules_ready() -> bool:
 
 
 def ensure_installed() -> None:
-    """Run ``npm ci`` in tests/peers when node_modules is missing (``make test`` does it too)."""
+    """Run ``npm ci`` in tests/peers when node_modules is missing (``make test`` does it too).
+
+    Serialised with a lock file so that parallel test processes don't run two ``npm ci``
+    at once (each one deletes node_modules first).
+    """
     if node_modules_ready():
         return
     npm = shutil.which("npm")
     if npm is None:
         raise RuntimeError("npm is not installed: cannot install tests/peers/node_modules")
-    proc = subprocess.run(
-        [npm, "ci", "--no-audit", "--no-fund"],
-        cwd=PEERS_DIR,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    key = hashlib.sha256(str(PEERS_DIR).encode()).hexdigest()[:16]
+    lock_path = Path(tempfile.gettempdir()) / f"credwarden-peers-npm-{key}.lock"
+    with open(lock_path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if node_modules_ready():
+            return
+        proc = subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund"],
+            cwd=PEERS_DIR,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
     if proc.returncode != 0 or not node_modules_ready():
         raise RuntimeError(f"npm ci in {PEERS_DIR} failed:\n{proc.stdout}\n{proc.stderr}")
 
@@ -352,6 +368,7 @@ class OidcProvider:
         self.issuer = ""
         self.port = 0
         self.ca_path: Path | None = None
+        self._ssl_context: ssl.SSLContext | None = None
         self._ready_timeout = ready_timeout
         self._server = ServerProcess("oidc-provider", tmp_prefix="cw-oidc-")
 
@@ -499,9 +516,17 @@ class OidcProvider:
         return f"{self.base_url}/__control"
 
     @property
-    def verify(self) -> str | bool:
-        """What to pass as httpx's ``verify=`` (always with ``trust_env=False``)."""
-        return str(self.ca_path) if self.ca_path is not None else True
+    def verify(self) -> ssl.SSLContext | bool:
+        """httpx's ``verify=`` for this server (use with ``trust_env=False``).
+
+        An SSLContext trusting only the test CA under TLS (httpx 0.28 deprecates a path
+        string); ``requests``/MSAL sessions take ``str(ca_path)`` instead.
+        """
+        if self.ca_path is None:
+            return True
+        if self._ssl_context is None:
+            self._ssl_context = ssl.create_default_context(cafile=str(self.ca_path))
+        return self._ssl_context
 
     def http_client(self, **kwargs: Any) -> httpx.Client:
         """An httpx.Client that trusts this server (close it, or use ``with``)."""
@@ -608,7 +633,7 @@ class _Forms(HTMLParser):
             self._current = None
 
 
-def _parse(html: str) -> _Forms:
+def parse_forms(html: str) -> _Forms:
     parser = _Forms()
     parser.feed(html)
     parser.close()
@@ -656,7 +681,7 @@ def drive_authorization(
                 raise RuntimeError(
                     f"authorization failed at {resp.url}: {resp.status_code} {resp.text[:800]}"
                 )
-            page = _parse(resp.text)
+            page = parse_forms(resp.text)
             form = next((f for f in page.forms if "prompt" in f["inputs"]), None)
             if form is None:
                 raise RuntimeError(f"no interaction form at {resp.url}: {resp.text[:800]}")
@@ -693,11 +718,11 @@ def complete_device_authorization(
                 raise RuntimeError(
                     f"device flow failed at {resp.url}: {resp.status_code} {resp.text[:800]}"
                 )
-            page = _parse(resp.text)
+            if deny and "interrupted" in resp.text:  # "The Sign-in request was interrupted"
+                return
+            page = parse_forms(resp.text)
             if not page.forms:
                 if "Sign-in Success" in resp.text:
-                    return
-                if deny and "interrupted" in resp.text:
                     return
                 raise RuntimeError(f"unexpected device flow page at {resp.url}: {resp.text[:800]}")
             form = page.forms[0]

@@ -116,9 +116,12 @@ async function handler(req, res) {
     return;
   }
   if (issuerPath) {
-    // Entra-style issuer with a path: oidc-provider builds every URL from the issuer but
-    // routes on the bare path, so strip the prefix before handing the request over.
+    // Entra-style issuer with a path: oidc-provider routes on the bare path, so strip the
+    // prefix before handing the request over. Like Express's mounting, keep the full URL in
+    // req.originalUrl: oidc-provider derives the mount path (for the endpoint URLs it
+    // advertises and redirects to) from the difference between the two.
     if (path === issuerPath || path.startsWith(`${issuerPath}/`)) {
+      req.originalUrl = req.url;
       req.url = req.url.slice(issuerPath.length) || '/';
     } else {
       sendJson(res, 404, { error: 'not_found', error_description: `outside ${issuerPath}` });

@@ -27,6 +27,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("credwarden.cli.envfiles", "run"),
     "audit": ("credwarden.cli.audit", "audit"),
     "key": ("credwarden.cli.setup", "key"),
+    "providers": ("credwarden.cli.providers", "providers"),
+    "connect": ("credwarden.cli.oauth", "connect"),
+    "token": ("credwarden.cli.oauth", "token"),
+    "test": ("credwarden.cli.checks", "test"),
 }
 
 SUMMARIES: dict[str, str] = {
@@ -46,6 +50,10 @@ SUMMARIES: dict[str, str] = {
     "run": "Run a command with credentials as environment variables.",
     "audit": "Query the audit log; `audit verify` checks the chain.",
     "key": "Key management: `key rotate` adds a KEK term and re-wraps data keys.",
+    "providers": "The provider catalog: `providers list`, `show SLUG`, `add SLUG --discovery URL`.",
+    "connect": "Connect an account over OAuth (browser, --no-browser or --device).",
+    "token": "Print a valid access token, refreshing it if needed.",
+    "test": "Check a credential live against its provider.",
 }
 
 

@@ -15,6 +15,7 @@ LockTimeout (exit 7): never an uncoordinated refresh.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable
@@ -85,9 +86,7 @@ def access_token(
     for _ in range(3):
         if not force:
             try:
-                return Secret(
-                    w._op("use", addr, lambda tx, op: _fresh_token(w, addr, tx, op, want))
-                )
+                return Secret(w._op("use", addr, functools.partial(_fresh_token, w, addr, want)))
             except _NeedsRefresh as need:
                 seen = need.version
         _refresh(
@@ -111,7 +110,7 @@ def _load_connection(w: Warden, tx: Tx, addr: str) -> tuple[CredentialRecord, Ve
     return cred, w._load_version(tx, cred)
 
 
-def _fresh_token(w: Warden, addr: str, tx: Tx, op: _Op, leeway: int) -> str:
+def _fresh_token(w: Warden, addr: str, leeway: int, tx: Tx, op: _Op) -> str:
     cred, ver = _load_connection(w, tx, addr)
     if cred.health_override == "needs_reauth":
         raise CredentialInvalid(
