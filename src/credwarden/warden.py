@@ -17,6 +17,7 @@ from typing import Any, NamedTuple, TypeVar
 from .access.policy import OwnerPolicy, Policy, Principal, local_principal
 from .address import Address, matches, parse_address, parse_ref
 from .audit.chain import AuditChain, AuditEvent, VerifyReport
+from .audit.group import GroupCommit
 from .crypto.envelope import (
     Keyring,
     data_cipher,
@@ -68,6 +69,7 @@ from .watch import usage
 T = TypeVar("T")
 _UNSET: Any = object()
 MAX_TEXT = 2000
+READ_ACTIONS = frozenset({"read", "use", "describe", "list", "history", "audit.read"})
 VERSION_CACHE = 1024
 _TAG_KEY_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}\Z")
 _SEGMENT_RE = re.compile(r"[a-z0-9][a-z0-9._-]*\Z")
@@ -137,6 +139,7 @@ class Warden:
         # The last decoded metadata per address, reused while the stored bytes are unchanged.
         self._creds: dict[str, tuple[int, bytes, CredentialRecord]] = {}
         self._flights: Any = None  # oauth.ops.Flights, made on first refresh
+        self._group = GroupCommit(self._commit_events)
         self.alert_hook: Callable[[str, str, dict[str, Any]], None] | None = None
 
     def __repr__(self) -> str:
@@ -378,14 +381,39 @@ class Warden:
                 f"{self.principal.name} may not {action} {address or 'this store'}",
                 hint="ask an admin for a grant",
             )
+        try:
+            if action in READ_ACTIONS:
+                return self._group.run(
+                    lambda take: self._lead(action, address, work, op, take),
+                    lambda: self._follow(work, op),
+                    lambda: (action, address, "ok", op),
+                )
+            return self._lead(action, address, work, op, None)
+        except AuditError:
+            raise
+        except CredwardenError as exc:
+            self._audit_failure(action, address, exc, op)
+            raise
+
+    def _lead(
+        self,
+        action: str,
+        address: str | None,
+        work: Callable[[Tx, _Op], T],
+        op: _Op,
+        take: Callable[[], _list[Any]] | None,
+    ) -> T:
+        """The work and its event in one write transaction, plus (for reads) the events of the
+        readers that queued meanwhile (group commit)."""
         auditing = False
         try:
             with self._store.transaction() as tx:
                 result = work(tx, op)
                 auditing = True
                 self._audit(tx, action, address, "ok", op)
-        except AuditError:
-            raise
+                if take is not None:
+                    for entry in take():
+                        self._audit(tx, *entry)
         except StoreError as exc:
             if auditing:
                 raise AuditError(
@@ -393,12 +421,25 @@ class Warden:
                     " the operation was refused",
                     hint="check the database is writable and has space",
                 ) from None
-            self._audit_failure(action, address, exc, op)
-            raise
-        except CredwardenError as exc:
-            self._audit_failure(action, address, exc, op)
             raise
         return result
+
+    def _follow(self, work: Callable[[Tx, _Op], T], op: _Op) -> T:
+        """A read while another reader holds the audit transaction: a snapshot read; the
+        leader then writes this read's event before we return."""
+        with self._store.transaction(write=False) as tx:
+            return work(tx, op)
+
+    def _commit_events(self, entries: _list[Any]) -> None:
+        try:
+            with self._store.transaction() as tx:
+                for entry in entries:
+                    self._audit(tx, *entry)
+        except StoreError as exc:
+            raise AuditError(
+                f"the audit event could not be committed ({exc.message}); the read was refused",
+                hint="check the database is writable and has space",
+            ) from None
 
     def _audit_failure(
         self, action: str, address: str | None, exc: CredwardenError, op: _Op

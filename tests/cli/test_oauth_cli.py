@@ -317,7 +317,7 @@ def test_connect_denied_stores_nothing(store: CLI, api: tuple[FakeApi, LocalServ
             proc.communicate()
     assert proc.returncode == 7
     assert "access_denied" in err
-    assert out == url  # the URL line only
+    assert url.startswith(server.base) and out == ""  # the URL line only
     assert not stored(store, "dev/local/me")
 
 

@@ -26,6 +26,7 @@ from ..errors import (
     Conflict,
     CredentialInvalid,
     CredwardenError,
+    LockTimeout,
     ValidationError,
 )
 from ..model import CredentialRecord, VersionRecord
@@ -54,17 +55,21 @@ class _NeedsRefresh(Exception):
         self.version = version
 
 
-class Flights:
-    """Per-connection in-process locks, and back-off after transient provider failures."""
+class _Flight:
+    __slots__ = ("done", "error")
 
     def __init__(self) -> None:
-        self._guard = threading.Lock()
-        self._locks: dict[str, threading.Lock] = {}
-        self.backoff: dict[str, tuple[float, int]] = {}  # address -> (retry after, failures)
+        self.done = threading.Event()
+        self.error: BaseException | None = None
 
-    def lock(self, address: str) -> threading.Lock:
-        with self._guard:
-            return self._locks.setdefault(address, threading.Lock())
+
+class Flights:
+    """In-process single flight per connection, and back-off after transient failures."""
+
+    def __init__(self) -> None:
+        self.guard = threading.Lock()
+        self.active: dict[str, _Flight] = {}
+        self.backoff: dict[str, tuple[float, int]] = {}  # address -> (retry after, failures)
 
 
 def _flights(w: Warden) -> Flights:
@@ -128,8 +133,38 @@ def _fresh_token(w: Warden, addr: str, leeway: int, tx: Tx, op: _Op) -> str:
 
 
 def _refresh(w: Warden, addr: str, seen: int | None, *, leeway: int, rejected: str | None) -> None:
+    """Single flight: the first caller of this process refreshes; the others wait for it."""
     flights = _flights(w)
-    with flights.lock(addr), w._store.lock(f"refresh:{addr}", timeout=LOCK_WAIT_S):
+    with flights.guard:
+        flight = flights.active.get(addr)
+        leader = flight is None
+        if flight is None:
+            flight = flights.active[addr] = _Flight()
+    if not leader:
+        if not flight.done.wait(LOCK_WAIT_S + 30):
+            raise LockTimeout(f"{addr} is being refreshed by another thread for too long")
+        if flight.error is not None:
+            raise flight.error
+        return
+    try:
+        _refresh_locked(w, flights, addr, seen, leeway=leeway, rejected=rejected)
+    except BaseException as exc:
+        flight.error = (
+            exc
+            if isinstance(exc, CredwardenError)
+            else CredentialInvalid(f"refreshing {addr} failed")
+        )
+        raise
+    finally:
+        with flights.guard:
+            del flights.active[addr]
+        flight.done.set()
+
+
+def _refresh_locked(
+    w: Warden, flights: Flights, addr: str, seen: int | None, *, leeway: int, rejected: str | None
+) -> None:
+    with w._store.lock(f"refresh:{addr}", timeout=LOCK_WAIT_S):
         with w._store.transaction(write=False) as tx:
             cred, ver = _load_connection(w, tx, addr)
             values = w._values(tx, cred, ver)
