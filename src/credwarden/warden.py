@@ -372,7 +372,14 @@ class Warden:
                 hint="check the database is writable and has space",
             ) from None
 
-    def _op(self, action: str, address: str | None, work: Callable[[Tx, _Op], T]) -> T:
+    def _op(
+        self,
+        action: str,
+        address: str | None,
+        work: Callable[[Tx, _Op], T],
+        *,
+        grouped: bool | None = None,
+    ) -> T:
         """Authorize, perform `work` in one transaction, audit it there; audit failures too."""
         op = _Op()
         if not self._allowed(action, address):
@@ -382,7 +389,7 @@ class Warden:
                 hint="ask an admin for a grant",
             )
         try:
-            if action in READ_ACTIONS:
+            if action in READ_ACTIONS if grouped is None else grouped:
                 return self._group.run(
                     lambda take: self._lead(action, address, work, op, take),
                     lambda: self._follow(work, op),

@@ -56,11 +56,17 @@ class _NeedsRefresh(Exception):
 
 
 class _Flight:
-    __slots__ = ("done", "error")
+    """One refresh in this process. Callers that arrive while it runs wait, and get the token
+    from the leader, whose one transaction also writes each waiter's `use` event."""
+
+    __slots__ = ("closed", "done", "error", "token", "waiters")
 
     def __init__(self) -> None:
         self.done = threading.Event()
         self.error: BaseException | None = None
+        self.token: str | None = None
+        self.waiters: list[_Op] = []
+        self.closed = False
 
 
 class Flights:
@@ -70,6 +76,7 @@ class Flights:
         self.guard = threading.Lock()
         self.active: dict[str, _Flight] = {}
         self.backoff: dict[str, tuple[float, int]] = {}  # address -> (retry after, failures)
+        self.expiry: dict[str, tuple[int, str | None]] = {}  # address -> last seen (version, exp)
 
 
 def _flights(w: Warden) -> Flights:
@@ -88,15 +95,26 @@ def access_token(
     seen: int | None = None
     force = rejected is not None
     want = leeway
+    flights = _flights(w)
+    hint = flights.expiry.get(addr)
+    if not force and hint is not None and not is_fresh(hint[1], utcnow(), leeway):
+        # This process saw the token go stale: join (or lead) the refresh without a read; the
+        # leader re-reads under the locks, so a stale hint costs a lock round, never a refresh.
+        token = _refresh(w, addr, hint[0], leeway=leeway, rejected=None)
+        if token is not None:
+            return Secret(token)
+        want = 0
     for _ in range(3):
         if not force:
             try:
                 return Secret(w._op("use", addr, functools.partial(_fresh_token, w, addr, want)))
             except _NeedsRefresh as need:
                 seen = need.version
-        _refresh(
+        token = _refresh(
             w, addr, seen, leeway=leeway, rejected=rejected.reveal() if force and rejected else None
         )
+        if token is not None:
+            return Secret(token)
         force = False
         want = 0  # just refreshed, by us or by another caller: any unexpired token will do
     raise CredentialInvalid(
@@ -123,6 +141,7 @@ def _fresh_token(w: Warden, addr: str, leeway: int, tx: Tx, op: _Op) -> str:
             hint=f"reconnect it in place: credwarden connect {addr} --provider ... --client ...",
         )
     op.version = cred.version
+    _flights(w).expiry[addr] = (cred.version, ver.plain.get("expires_at"))
     if not is_fresh(ver.plain.get("expires_at"), utcnow(), leeway):
         backoff = _flights(w).backoff.get(addr)
         still_valid = is_fresh(ver.plain.get("expires_at"), utcnow(), 0)
@@ -132,38 +151,84 @@ def _fresh_token(w: Warden, addr: str, leeway: int, tx: Tx, op: _Op) -> str:
     return w._decrypt(tx, cred, ver, ("access_token",))["access_token"]
 
 
-def _refresh(w: Warden, addr: str, seen: int | None, *, leeway: int, rejected: str | None) -> None:
-    """Single flight: the first caller of this process refreshes; the others wait for it."""
+def _refresh(
+    w: Warden, addr: str, seen: int | None, *, leeway: int, rejected: str | None
+) -> str | None:
+    """Single flight: the first caller of this process refreshes (or finds that another process
+    did) and hands the token to the callers that queued meanwhile; returns the token, or None
+    when the caller should look again."""
     flights = _flights(w)
     with flights.guard:
         flight = flights.active.get(addr)
-        leader = flight is None
-        if flight is None:
+        leader = flight is None or flight.closed
+        if leader:
             flight = flights.active[addr] = _Flight()
+        else:
+            assert flight is not None
+            mine = _op_of(None, {})
+            flight.waiters.append(mine)
+    assert flight is not None
     if not leader:
         if not flight.done.wait(LOCK_WAIT_S + 30):
             raise LockTimeout(f"{addr} is being refreshed by another thread for too long")
         if flight.error is not None:
             raise flight.error
-        return
+        return flight.token
     try:
         _refresh_locked(w, flights, addr, seen, leeway=leeway, rejected=rejected)
+        flight.token = _hand_out(w, flights, addr, flight)
+        return flight.token
     except BaseException as exc:
         flight.error = (
             exc
             if isinstance(exc, CredwardenError)
             else CredentialInvalid(f"refreshing {addr} failed")
         )
+        with flights.guard:
+            flight.closed = True
+            waiters = list(flight.waiters)
+        if waiters:  # each waiting caller's failed `use` is audited too
+            code = getattr(flight.error, "code", "error")
+            w._commit_events(
+                [("use", addr, "error", _op_of(None, {"error": code})) for _ in waiters]
+            )
         raise
     finally:
         with flights.guard:
-            del flights.active[addr]
+            if flights.active.get(addr) is flight:
+                del flights.active[addr]
         flight.done.set()
+
+
+def _hand_out(w: Warden, flights: Flights, addr: str, flight: _Flight) -> str:
+    """The current token for the leader and every waiter: one transaction, one event each."""
+    with flights.guard:
+        flight.closed = True  # later callers start a new flight (and find the token fresh)
+        waiters = list(flight.waiters)
+
+    def work(tx: Tx, op: _Op) -> str:
+        cred, ver = _load_connection(w, tx, addr)
+        if cred.health_override == "needs_reauth":
+            raise CredentialInvalid(f"{addr} needs re-authentication")
+        if not is_fresh(ver.plain.get("expires_at"), utcnow(), 0):
+            raise CredentialInvalid(f"{addr} has expired and could not be refreshed")
+        token = w._decrypt(tx, cred, ver, ("access_token",))["access_token"]
+        flights.expiry[addr] = (cred.version, ver.plain.get("expires_at"))
+        op.version = cred.version
+        op.detail = {"after_refresh": True, "waiters": len(waiters)}
+        for waiter in waiters:
+            waiter.version, waiter.detail = cred.version, {"after_refresh": True}
+            w._audit(tx, "use", addr, "ok", waiter)
+        return token
+
+    token: str = w._op("use", addr, work, grouped=False)
+    return token
 
 
 def _refresh_locked(
     w: Warden, flights: Flights, addr: str, seen: int | None, *, leeway: int, rejected: str | None
 ) -> None:
+    """Under the store's lock: refresh unless another process (or thread) already did."""
     with w._store.lock(f"refresh:{addr}", timeout=LOCK_WAIT_S):
         with w._store.transaction(write=False) as tx:
             cred, ver = _load_connection(w, tx, addr)
@@ -176,6 +241,14 @@ def _refresh_locked(
                 return  # already replaced since the API refused it
         elif is_fresh(values.get("expires_at"), utcnow(), leeway):
             return
+        else:
+            backoff = flights.backoff.get(addr)
+            if (
+                backoff
+                and backoff[0] > time.monotonic()
+                and is_fresh(values.get("expires_at"), utcnow(), 0)
+            ):
+                return  # backing off after a provider failure: serve the still-valid token
         from . import grants
 
         try:

@@ -17,7 +17,8 @@ from contextlib import contextmanager
 
 from ..errors import LockTimeout
 
-POLL_S = 0.01
+POLL_MIN_S = 0.0005  # a refresh on loopback takes a few ms: start polling fast
+POLL_MAX_S = 0.02
 
 
 @contextmanager
@@ -27,13 +28,15 @@ def file_lock(folder: str, name: str, *, timeout: float) -> Iterator[None]:
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         deadline = time.monotonic() + timeout
+        pause = POLL_MIN_S
         while not _try_lock(fd):
             if time.monotonic() >= deadline:
                 raise LockTimeout(
                     f"{name} is being refreshed by another process for more than {timeout:g} s",
                     hint="retry shortly; credwarden will not refresh it twice at once",
                 )
-            time.sleep(POLL_S)
+            time.sleep(pause)
+            pause = min(pause * 2, POLL_MAX_S)
         try:
             yield
         finally:
