@@ -78,8 +78,9 @@ def browser(p: OidcProvider, **kw: Any) -> Callable[[str], None]:
 
 
 def connect(w: Warden, p: OidcProvider, address: str = CONN) -> None:
-    w.connect(address, provider="acme", client=CLIENT, scopes=SCOPES, open_url=browser(p),
-              timeout=30)
+    w.connect(
+        address, provider="acme", client=CLIENT, scopes=SCOPES, open_url=browser(p), timeout=30
+    )
 
 
 @pytest.fixture

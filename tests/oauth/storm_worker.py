@@ -9,14 +9,16 @@ import time
 from typing import Any
 
 
-def storm(env: dict[str, str], address: str, threads: int, start_at: float, leeway: int,
-          out: Any) -> None:
+def storm(
+    env: dict[str, str], address: str, threads: int, start_at: float, leeway: int, out: Any
+) -> None:
     os.environ.update(env)
     from credwarden import Warden
 
     results: list[str] = []
     lock = threading.Lock()
     with Warden.open() as w:
+
         def call() -> None:
             try:
                 value = w.access_token(address, leeway=leeway).reveal()

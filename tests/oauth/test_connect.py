@@ -57,8 +57,13 @@ def test_connecting_again_repairs_in_place(warden: Warden, provider_factory) -> 
 def test_client_credentials(warden: Warden, provider_factory) -> None:  # type: ignore[no-untyped-def]
     p = provider_factory()
     register(warden, p)
-    warden.connect("dev/acme/machine", provider="acme", client=SERVICE, scopes=["api:read"],
-                   grant="client_credentials")
+    warden.connect(
+        "dev/acme/machine",
+        provider="acme",
+        client=SERVICE,
+        scopes=["api:read"],
+        grant="client_credentials",
+    )
     token = warden.access_token("dev/acme/machine", leeway=5).reveal()
     assert introspect(p, token, "svc", SVC_SECRET)["active"] is True
     # "Refreshing" a client-credentials connection asks for a new token with the same grant.
@@ -75,11 +80,13 @@ def test_device_code(warden: Warden, provider_factory) -> None:  # type: ignore[
         shown.append(device)
         threading.Thread(
             target=p.complete_device_authorization,
-            args=(device["verification_uri_complete"],), daemon=True,
+            args=(device["verification_uri_complete"],),
+            daemon=True,
         ).start()
 
-    warden.connect(CONN, provider="acme", client=CLIENT, scopes=SCOPES, grant="device_code",
-                   show_device=show)
+    warden.connect(
+        CONN, provider="acme", client=CLIENT, scopes=SCOPES, grant="device_code", show_device=show
+    )
     assert shown and shown[0]["user_code"]
     assert introspect(p, warden.access_token(CONN).reveal(), "app", APP_SECRET)["active"]
 
@@ -92,8 +99,14 @@ def test_denied_authorization_stores_nothing(warden: Warden, provider_factory) -
     p = provider_factory()
     register(warden, p)
     with pytest.raises(CredentialInvalid, match="access_denied"):
-        warden.connect(CONN, provider="acme", client=CLIENT, scopes=SCOPES,
-                       open_url=browser(p, deny=True), timeout=30)
+        warden.connect(
+            CONN,
+            provider="acme",
+            client=CLIENT,
+            scopes=SCOPES,
+            open_url=browser(p, deny=True),
+            timeout=30,
+        )
     _nothing_stored(warden)
 
 
@@ -111,8 +124,9 @@ def test_wrong_state_stores_nothing(warden: Warden, provider_factory) -> None:  
         threading.Thread(target=run, daemon=True).start()
 
     with pytest.raises(CredentialInvalid, match="wrong state"):
-        warden.connect(CONN, provider="acme", client=CLIENT, scopes=SCOPES, open_url=forged,
-                       timeout=30)
+        warden.connect(
+            CONN, provider="acme", client=CLIENT, scopes=SCOPES, open_url=forged, timeout=30
+        )
     assert p.count("authorization_code") == 0
     _nothing_stored(warden)
 
@@ -142,10 +156,16 @@ def fake_endpoint(warden: Warden) -> Iterator[type[_FakeTokenEndpoint]]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{server.server_address[1]}"
-    save_user_provider(warden.settings.home, "weird", {
-        "name": "Weird", "auth": ["oauth2"], "docs": "https://example.com/docs",
-        "oauth2": {"authorization_url": f"{base}/auth", "token_url": f"{base}/token"},
-    })
+    save_user_provider(
+        warden.settings.home,
+        "weird",
+        {
+            "name": "Weird",
+            "auth": ["oauth2"],
+            "docs": "https://example.com/docs",
+            "oauth2": {"authorization_url": f"{base}/auth", "token_url": f"{base}/token"},
+        },
+    )
     warden.add(SERVICE, "oauth2_client", {"client_id": "svc", "client_secret": SVC_SECRET})
     yield handler
     server.shutdown()
@@ -156,25 +176,33 @@ def fake_endpoint(warden: Warden) -> Iterator[type[_FakeTokenEndpoint]]:
 def test_html_instead_of_json_is_a_clear_error(warden: Warden, fake_endpoint) -> None:  # type: ignore[no-untyped-def]
     fake_endpoint.answer = (200, "text/html", b"<html><body>Login</body></html>")
     with pytest.raises(CredwardenError, match="not a JSON object") as info:
-        warden.connect("dev/weird/main", provider="weird", client=SERVICE,
-                       grant="client_credentials")
+        warden.connect(
+            "dev/weird/main", provider="weird", client=SERVICE, grant="client_credentials"
+        )
     assert "text/html" in info.value.message
     _nothing_stored(warden)
 
 
 def test_token_without_expires_in_is_kept_without_expiry(warden: Warden, fake_endpoint) -> None:  # type: ignore[no-untyped-def]
-    fake_endpoint.answer = (200, "application/json",
-                            json.dumps({"access_token": "tok-1", "token_type": "bearer"}).encode())
+    fake_endpoint.answer = (
+        200,
+        "application/json",
+        json.dumps({"access_token": "tok-1", "token_type": "bearer"}).encode(),
+    )
     warden.connect("dev/weird/main", provider="weird", client=SERVICE, grant="client_credentials")
     assert "expires_at" not in warden.describe("dev/weird/main").fields
     assert warden.access_token("dev/weird/main").reveal() == "tok-1"
 
 
 def test_provider_error_names_the_oauth_error(warden: Warden, fake_endpoint) -> None:  # type: ignore[no-untyped-def]
-    fake_endpoint.answer = (401, "application/json",
-                            json.dumps({"error": "invalid_client"}).encode())
+    fake_endpoint.answer = (
+        401,
+        "application/json",
+        json.dumps({"error": "invalid_client"}).encode(),
+    )
     with pytest.raises(CredentialInvalid, match="invalid_client") as info:
-        warden.connect("dev/weird/main", provider="weird", client=SERVICE,
-                       grant="client_credentials")
+        warden.connect(
+            "dev/weird/main", provider="weird", client=SERVICE, grant="client_credentials"
+        )
     assert info.value.exit_code == 7 and "client id or secret" in (info.value.hint or "")
     _nothing_stored(warden)

@@ -23,16 +23,31 @@ def dot() -> Iterator[DotProvider]:
 
 
 def test_code_flow_refresh_and_revocation(warden: Warden, dot: DotProvider) -> None:
-    save_user_provider(warden.settings.home, "dot", {
-        "name": "django-oauth-toolkit", "auth": ["oauth2"], "docs": "https://example.com/dot",
-        "oauth2": {"authorization_url": dot.authorize_url, "token_url": dot.token_url,
-                   "revocation_url": dot.revoke_url, "pkce": "required",
-                   "scopes_default": ["read"]},
-    })
-    warden.add("dev/dot/app", "oauth2_client", {
-        "client_id": dot.auth_code_client_id, "client_secret": dot.auth_code_client_secret,
-        "auth_method": "client_secret_post",
-    })
+    save_user_provider(
+        warden.settings.home,
+        "dot",
+        {
+            "name": "django-oauth-toolkit",
+            "auth": ["oauth2"],
+            "docs": "https://example.com/dot",
+            "oauth2": {
+                "authorization_url": dot.authorize_url,
+                "token_url": dot.token_url,
+                "revocation_url": dot.revoke_url,
+                "pkce": "required",
+                "scopes_default": ["read"],
+            },
+        },
+    )
+    warden.add(
+        "dev/dot/app",
+        "oauth2_client",
+        {
+            "client_id": dot.auth_code_client_id,
+            "client_secret": dot.auth_code_client_secret,
+            "auth_method": "client_secret_post",
+        },
+    )
 
     def open_url(url: str) -> None:
         def run() -> None:
@@ -55,8 +70,13 @@ def test_code_flow_refresh_and_revocation(warden: Warden, dot: DotProvider) -> N
     assert dot.introspect(second)["active"] is False
     # The rotated refresh token was revoked too: nothing of the grant is left at the provider.
     with httpx.Client(trust_env=False) as http:
-        r = http.post(dot.token_url, data={
-            "grant_type": "refresh_token", "refresh_token": refresh.reveal(),  # type: ignore[union-attr]
-            "client_id": dot.auth_code_client_id, "client_secret": dot.auth_code_client_secret,
-        })
+        r = http.post(
+            dot.token_url,
+            data={
+                "grant_type": "refresh_token",
+                "refresh_token": refresh.reveal(),  # type: ignore[union-attr]
+                "client_id": dot.auth_code_client_id,
+                "client_secret": dot.auth_code_client_secret,
+            },
+        )
     assert r.status_code == 400 and r.json()["error"] == "invalid_grant"

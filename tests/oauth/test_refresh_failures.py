@@ -14,9 +14,14 @@ from tests.peers.oidc import introspect
 def _revoke_grant(p, w: Warden) -> None:  # type: ignore[no-untyped-def]
     refresh = w.read(CONN).values["refresh_token"]
     with httpx.Client(trust_env=False) as http:
-        r = http.post(p.revocation_url, data={"token": refresh.reveal(),  # type: ignore[union-attr]
-                                              "token_type_hint": "refresh_token"},
-                      auth=("app", APP_SECRET))
+        r = http.post(
+            p.revocation_url,
+            data={
+                "token": refresh.reveal(),  # type: ignore[union-attr]
+                "token_type_hint": "refresh_token",
+            },
+            auth=("app", APP_SECRET),
+        )
         assert r.status_code == 200
 
 

@@ -35,8 +35,10 @@ def _run_storm(w: Warden, processes: int, threads: int) -> list[str]:
     out = ctx.Queue()
     env = {k: v for k, v in os.environ.items() if k.startswith("CREDWARDEN_")}
     start_at = _stale_at(w)
-    procs = [ctx.Process(target=storm, args=(env, CONN, threads, start_at, LEEWAY, out))
-             for _ in range(processes)]
+    procs = [
+        ctx.Process(target=storm, args=(env, CONN, threads, start_at, LEEWAY, out))
+        for _ in range(processes)
+    ]
     for p in procs:
         p.start()
     tokens: list[str] = []
