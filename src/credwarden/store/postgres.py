@@ -205,6 +205,8 @@ class PostgresStore(Store):
         self._params = self._conn_params(url)
         self._conninfo = make_conninfo("", **self._params)
         self._local = threading.local()
+        self._lock_local = threading.local()
+        self._lock_conns: _list[Connection] = []
         self._conns: dict[int, tuple[threading.Thread, Connection]] = {}
         self._lock = threading.Lock()
         try:
@@ -352,13 +354,22 @@ class PostgresStore(Store):
 
     @contextmanager
     def lock(self, name: str, *, timeout: float) -> Iterator[None]:
-        """A session advisory lock on a connection of its own: PostgreSQL releases it when the
-        holder's connection ends, so a dead node never keeps it (and a live one never loses it)."""
+        """A session advisory lock on this thread's lock connection (autocommit, kept for the
+        next lock): PostgreSQL releases it when that connection ends, so a dead node never
+        keeps it (and a live one never loses it)."""
         key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
-        try:
-            conn = psycopg.connect(self._conninfo, autocommit=True)
-        except psycopg.Error:
-            raise StoreError(f"cannot connect to the PostgreSQL store at {self._where}") from None
+        conn: Connection | None = getattr(self._lock_local, "conn", None)
+        if conn is None or conn.closed:
+            try:
+                conn = psycopg.connect(self._conninfo, autocommit=True)
+            except psycopg.Error:
+                raise StoreError(
+                    f"cannot connect to the PostgreSQL store at {self._where}"
+                ) from None
+            self._lock_local.conn = conn
+            with self._lock:
+                self._lock_conns.append(conn)
+        healthy = False
         try:
             try:
                 conn.execute(f"SET lock_timeout = {max(1, int(timeout * 1000))}")
@@ -373,10 +384,13 @@ class PostgresStore(Store):
             try:
                 yield
             finally:
-                with contextlib.suppress(psycopg.Error):
-                    conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+                conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+                healthy = True
         finally:
-            conn.close()
+            if not healthy:  # unknown state: closing the session is what releases the lock
+                with contextlib.suppress(psycopg.Error):
+                    conn.close()
+                self._lock_local.conn = None
 
     def schema_version(self) -> int:
         with _Transaction(self, False) as tx:
@@ -385,9 +399,13 @@ class PostgresStore(Store):
     def close(self) -> None:
         with self._lock:
             conns, self._conns = self._conns, {}
+            lock_conns, self._lock_conns = self._lock_conns, []
         for _, c in conns.values():
             c.close()
+        for c in lock_conns:
+            c.close()
         self._local = threading.local()
+        self._lock_local = threading.local()
 
 
 class _Transaction:
