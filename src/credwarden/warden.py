@@ -345,16 +345,21 @@ class Warden:
         return self._policy.allows(self.principal, action, address)
 
     def _audit(self, tx: Tx, action: str, address: str | None, result: str, op: _Op) -> None:
+        self._audit_many(tx, [(action, address, result, op)])
+
+    def _audit_many(self, tx: Tx, entries: Sequence[tuple[str, str | None, str, _Op]]) -> None:
+        """Events for several operations at once: one head read and update (group commit)."""
+        if not entries:
+            return
         try:
-            self._chain.append(
+            self._chain.append_many(
                 tx,
-                principal=self.principal.name,
-                action=action,
-                address=address,
-                result=result,
-                source=self.source,
-                version=op.version,
-                detail=op.detail,
+                self.principal.name,
+                self.source,
+                [
+                    (action, address, result, op.version, op.detail)
+                    for action, address, result, op in entries
+                ],
             )
         except StoreError as exc:
             raise AuditError(
@@ -417,10 +422,7 @@ class Warden:
             with self._store.transaction() as tx:
                 result = work(tx, op)
                 auditing = True
-                self._audit(tx, action, address, "ok", op)
-                if take is not None:
-                    for entry in take():
-                        self._audit(tx, *entry)
+                self._audit_many(tx, [(action, address, "ok", op), *(take() if take else ())])
         except StoreError as exc:
             if auditing:
                 raise AuditError(
@@ -440,8 +442,7 @@ class Warden:
     def _commit_events(self, entries: _list[Any]) -> None:
         try:
             with self._store.transaction() as tx:
-                for entry in entries:
-                    self._audit(tx, *entry)
+                self._audit_many(tx, entries)
         except StoreError as exc:
             raise AuditError(
                 f"the audit event could not be committed ({exc.message}); the read was refused",

@@ -394,7 +394,7 @@ def append_event(
     }
     body = json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=ascii_only)
     row = AuditRow(seq, body, link(prev, body))
-    tx.audit_append(row, AuditHead(seq, row.hash, f"mac-{seq}"))
+    tx.audit_append([row], AuditHead(seq, row.hash, f"mac-{seq}"))
     return row
 
 
@@ -503,7 +503,7 @@ def test_a_duplicate_seq_is_refused_without_quoting_values(store: Store) -> None
     with store.transaction() as tx:
         first = append_event(tx, 1)
     with pytest.raises(StoreError) as info, store.transaction() as tx:
-        tx.audit_append(AuditRow(1, f'{{"x":"{CANARY}"}}', CANARY), AuditHead(1, CANARY, CANARY))
+        tx.audit_append([AuditRow(1, f'{{"x":"{CANARY}"}}', CANARY)], AuditHead(1, CANARY, CANARY))
     assert CANARY not in str(info.value) and CANARY not in repr(info.value.to_dict())
     with store.transaction(write=False) as tx:
         assert list(tx.audit_scan()) == [first]

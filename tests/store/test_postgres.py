@@ -351,7 +351,7 @@ def test_a_swallowed_database_error_still_fails_the_transaction(pg: Store) -> No
     with pytest.raises(StoreError) as info, pg.transaction() as tx:
         tx.put(NS, "before", b"x", rev=0)
         with pytest.raises(StoreError):  # a duplicate seq: the server aborts the transaction
-            tx.audit_append(first, AuditHead(1, first.hash, "mac-1"))
+            tx.audit_append([first], AuditHead(1, first.hash, "mac-1"))
     assert "nothing was saved" in info.value.message
     assert get(pg, "before") is None
     assert put(pg, "after", b"1") == 1

@@ -11,7 +11,7 @@ import hashlib
 import hmac
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final, NamedTuple
 
@@ -108,27 +108,41 @@ class AuditChain:
         detail: dict[str, Any] | None = None,
     ) -> int:
         """Append one event in `tx`; return its seq."""
+        return self.append_many(tx, principal, source, [(action, address, result, version, detail)])
+
+    def append_many(
+        self,
+        tx: Tx,
+        principal: str,
+        source: str,
+        events: Sequence[tuple[str, str | None, str, int | None, dict[str, Any] | None]],
+    ) -> int:
+        """Append (action, address, result, version, detail) events with one head read and one
+        head update (group commit); return the last seq."""
         head = tx.audit_head()
-        seq, prev = (head.seq + 1, head.hash) if head and head.seq else (1, GENESIS)
-        body = _CANONICAL(
-            {
-                "seq": seq,
-                "ts": now_iso(),
-                "principal": principal,
-                "action": action,
-                "address": address,
-                "version": version,
-                "result": result,
-                "source": source,
-                "host": self.host,
-                "pid": self.pid,
-                "detail": detail or {},
-            }
-        )
-        digest = self.link(prev, body)
-        tx.audit_append(
-            AuditRow(seq, body, digest), AuditHead(seq, digest, self.head_mac(seq, digest))
-        )
+        seq, prev = (head.seq, head.hash) if head and head.seq else (0, GENESIS)
+        rows = []
+        ts = now_iso()
+        for action, address, result, version, detail in events:
+            seq += 1
+            body = _CANONICAL(
+                {
+                    "seq": seq,
+                    "ts": ts,
+                    "principal": principal,
+                    "action": action,
+                    "address": address,
+                    "version": version,
+                    "result": result,
+                    "source": source,
+                    "host": self.host,
+                    "pid": self.pid,
+                    "detail": detail or {},
+                }
+            )
+            prev = self.link(prev, body)
+            rows.append(AuditRow(seq, body, prev))
+        tx.audit_append(rows, AuditHead(seq, prev, self.head_mac(seq, prev)))
         return seq
 
     def verify(self, rows: Iterable[AuditRow], head: AuditHead | None) -> VerifyReport:

@@ -218,7 +218,7 @@ def _hand_out(w: Warden, flights: Flights, addr: str, flight: _Flight) -> str:
         op.detail = {"after_refresh": True, "waiters": len(waiters)}
         for waiter in waiters:
             waiter.version, waiter.detail = cred.version, {"after_refresh": True}
-            w._audit(tx, "use", addr, "ok", waiter)
+        w._audit_many(tx, [("use", addr, "ok", waiter) for waiter in waiters])
         return token
 
     token: str = w._op("use", addr, work, grouped=False)

@@ -9,7 +9,7 @@ conformance suite in tests/store/.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import NamedTuple
 
@@ -80,8 +80,8 @@ class Tx(ABC):
         transaction ends."""
 
     @abstractmethod
-    def audit_append(self, row: AuditRow, head: AuditHead) -> None:
-        """Append an event and move the head to it, in this transaction."""
+    def audit_append(self, rows: Sequence[AuditRow], head: AuditHead) -> None:
+        """Append events (consecutive seqs) and move the head to the last, in this transaction."""
 
     @abstractmethod
     def audit_scan(

@@ -135,11 +135,14 @@ class PostgresTx(Tx):
         ).fetchone()
         return None if row is None else decode_head(row[0], row[1])
 
-    def audit_append(self, row: AuditRow, head: AuditHead) -> None:
-        self._exec(
-            "INSERT INTO audit_events (seq, body, hash) VALUES (%s, %s, %s)",
-            (row.seq, row.body, row.hash),
-        )
+    def audit_append(self, rows: Sequence[AuditRow], head: AuditHead) -> None:
+        for start in range(0, len(rows), 1000):  # one round trip per thousand events
+            chunk = rows[start : start + 1000]
+            self._exec(
+                "INSERT INTO audit_events (seq, body, hash) VALUES "
+                + ", ".join(["(%s, %s, %s)"] * len(chunk)),
+                [v for row in chunk for v in row],
+            )
         self._exec(
             "UPDATE audit_events SET body = %s, hash = %s WHERE seq = %s",
             (*encode_head(head), AUDIT_HEAD_SEQ),

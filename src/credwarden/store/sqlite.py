@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any
@@ -77,12 +77,16 @@ class SQLiteTx(Tx):
         ).fetchone()
         return None if row is None else decode_head(row[0], row[1])
 
-    def audit_append(self, row: AuditRow, head: AuditHead) -> None:
+    def audit_append(self, rows: Sequence[AuditRow], head: AuditHead) -> None:
         try:
-            self._c.execute(
-                "INSERT INTO audit_events (seq, body, hash) VALUES (?, ?, ?)",
-                (row.seq, row.body, row.hash),
-            )
+            if len(rows) == 1:
+                self._c.execute(
+                    "INSERT INTO audit_events (seq, body, hash) VALUES (?, ?, ?)", rows[0]
+                )
+            else:
+                self._c.executemany(
+                    "INSERT INTO audit_events (seq, body, hash) VALUES (?, ?, ?)", rows
+                )
             self._c.execute(
                 "UPDATE audit_events SET body = ?, hash = ? WHERE seq = ?",
                 (*encode_head(head), AUDIT_HEAD_SEQ),
