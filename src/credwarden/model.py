@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 from typing import Any, NamedTuple
 
 from .secret import MASK, Secret
@@ -53,6 +54,20 @@ class CredentialRecord(NamedTuple):
     rotate_every: int | None = None
     health_override: str | None = None
     rev: int = 0
+
+    @classmethod
+    def new(cls, address: str, kind: str, now: str, **meta: Any) -> CredentialRecord:
+        """Version 1 of a new credential, with a random id."""
+        return cls(
+            id=os.urandom(16).hex(),
+            address=address,
+            kind=kind,
+            version=1,
+            created_at=now,
+            updated_at=now,
+            rotated_at=now,
+            **meta,
+        )
 
     def to_bytes(self) -> bytes:
         d = self._asdict()

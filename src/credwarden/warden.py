@@ -843,16 +843,7 @@ class Warden:
 
         def work(tx: Tx, op: _Op) -> CredentialInfo:
             now = iso(utcnow())
-            cred = CredentialRecord(
-                id=os.urandom(16).hex(),
-                address=addr,
-                kind=k.name,
-                version=1,
-                created_at=now,
-                updated_at=now,
-                rotated_at=now,
-                **meta,
-            )
+            cred = CredentialRecord.new(addr, k.name, now, **meta)
             ver = self._seal(tx, cred.id, 1, k, values, "created")
             try:
                 cred = cred._replace(rev=tx.put(NS_CRED, addr, cred.to_bytes(), rev=0))
@@ -1126,15 +1117,7 @@ class Warden:
         existing = tx.get(NS_CRED, addr)
         now = iso(utcnow())
         if existing is None:
-            cred = CredentialRecord(
-                id=os.urandom(16).hex(),
-                address=addr,
-                kind=k.name,
-                version=1,
-                created_at=now,
-                updated_at=now,
-                rotated_at=now,
-            )
+            cred = CredentialRecord.new(addr, k.name, now)
             ver = self._seal(tx, cred.id, 1, k, values, "imported")
             cred = cred._replace(rev=tx.put(NS_CRED, addr, cred.to_bytes(), rev=0))
         else:

@@ -41,6 +41,15 @@ def test_code_flow_with_pkce_stores_a_working_connection(warden: Warden, provide
     assert introspect(p, token, "app", APP_SECRET)["active"] is True
     assert p.count("authorization_code") == 1
     assert warden.headers(CONN)["Authorization"].reveal() == f"Bearer {token}"
+    # Invariant 1: neither the tokens nor the client secret are in the store in plaintext,
+    # nor in the audit events.
+    from tests.core.rawdb import stored_bytes
+
+    refresh = warden.read(CONN).values["refresh_token"].reveal()  # type: ignore[union-attr]
+    raw = stored_bytes(warden.settings.database_url)
+    for canary in (token, refresh, APP_SECRET):
+        assert canary.encode() not in raw
+    assert APP_SECRET not in str([e.to_dict() for e in warden.audit_events()])
 
 
 def test_connecting_again_repairs_in_place(warden: Warden, provider_factory) -> None:  # type: ignore[no-untyped-def]

@@ -8,7 +8,6 @@ the address keep working.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -134,16 +133,7 @@ def _store(
         now = iso(utcnow())
         rec = tx.get(NS_CRED, addr)
         if rec is None:
-            cred = CredentialRecord(
-                id=os.urandom(16).hex(),
-                address=addr,
-                kind=kind.name,
-                version=1,
-                created_at=now,
-                updated_at=now,
-                rotated_at=now,
-                provider=provider,
-            )
+            cred = CredentialRecord.new(addr, kind.name, now, provider=provider)
             ver = w._seal(tx, cred.id, 1, kind, values, "connected")
             try:
                 tx.put(NS_CRED, addr, cred.to_bytes(), rev=0)
