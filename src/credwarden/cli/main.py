@@ -41,9 +41,22 @@ def main(argv: list[str] | None = None) -> Any:
             rc = _fast_get(args[1:])
             if rc is not None:
                 return rc
+        import click
+
         from .app import cli
 
-        return cli.main(args=args, prog_name="credwarden", standalone_mode=True)
+        try:
+            rc = cli.main(args=args, prog_name="credwarden", standalone_mode=False)
+            if isinstance(rc, int) and rc:  # ctx.exit(N) in a command
+                _exit(rc)
+            return 0
+        except click.exceptions.Abort:  # Ctrl-C (click turns KeyboardInterrupt into Abort)
+            raise KeyboardInterrupt from None
+        except click.exceptions.ClickException as exc:  # usage errors: exit 2, as click does
+            exc.show()
+            _exit(exc.exit_code)
+        except click.exceptions.Exit as exc:
+            _exit(exc.exit_code)
     except CredwardenError as exc:
         report_error(exc)
         _exit(exc.exit_code)
