@@ -675,6 +675,45 @@ class Warden:
             return {"Authorization": Secret(f"Bearer {self.access_token(addr).reveal()}")}
         return {k: Secret(v) for k, v in self._op("use", addr, work).items()}
 
+    # -- live checks ---------------------------------------------------------------------
+
+    def test(
+        self,
+        address: str,
+        *,
+        template_vars: Mapping[str, str] | None = None,
+        timeout: float = 15.0,
+    ) -> Any:
+        """Check a credential live against its provider; the outcome is audited and a rejection
+        marks the credential `invalid` (a later success clears it). Returns a livetest.Outcome."""
+        from .lifecycle.livetest import run_test
+
+        addr = str(parse_address(address))
+        outcome = run_test(self, addr, dict(template_vars or {}), timeout)
+        if outcome.result == "no_test" or outcome.message.startswith("nothing to test"):
+            return outcome
+
+        def work(tx: Tx, op: _Op) -> None:
+            cred = self._load(tx, addr)
+            op.version = cred.version
+            op.detail = {
+                k: v
+                for k, v in outcome._asdict().items()
+                if k in ("result", "method", "url", "status", "elapsed_ms", "mode")
+            }
+            override = cred.health_override
+            if outcome.result == "rejected":
+                override = "invalid"
+            elif outcome.result == "ok" and override in ("invalid", "needs_reauth"):
+                override = None
+            if override != cred.health_override:
+                self._put_cred(
+                    tx, cred._replace(health_override=override, updated_at=iso(utcnow()))
+                )
+
+        self._op("test", addr, work, grouped=False)
+        return outcome
+
     # -- OAuth ---------------------------------------------------------------------------
 
     def access_token(

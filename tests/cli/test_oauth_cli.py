@@ -433,6 +433,15 @@ def test_live_test_of_an_api_key(store: CLI, api: tuple[FakeApi, LocalServer]) -
     assert "401" in r.out and "rejected" in r.out
     for r2 in (r, store("test", "dev/local/key", "--json")):
         assert CANARY not in r2.out + r2.err
+    # The outcome is recorded: health `invalid`, one `test` event per check.
+    shown = json.loads(store("show", "dev/local/key", "--json").out)
+    assert shown["health"] == "invalid"
+    events = json.loads(store("audit", "--address", "dev/local/key", "--json").out)
+    results = [e["detail"].get("result") for e in events if e["action"] == "test"]
+    assert results == ["ok", "ok", "rejected", "rejected"]
+    fake.valid.add(CANARY)  # fixed at the provider: the next good check clears it
+    assert store("test", "dev/local/key").code == 0
+    assert json.loads(store("show", "dev/local/key", "--json").out)["health"] == "ok"
 
 
 def test_live_test_network_error(store: CLI) -> None:

@@ -8,6 +8,7 @@ the address keep working.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from ..warden import Warden, _Op
 
 GRANTS = ("authorization_code", "client_credentials", "device_code")
+_TAG_KEY = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}\Z")
 
 
 def connect(
@@ -75,7 +77,7 @@ def connect(
             template_vars=template_vars,
             timeout=timeout,
         )
-    return _store(w, addr, prov.slug, client_addr, conn)
+    return _store(w, addr, prov.slug, client_addr, conn, template_vars)
 
 
 def _print_url(url: str) -> None:
@@ -118,8 +120,16 @@ def _client(w: Warden, client_addr: str, default_method: str | None) -> ClientAu
 
 
 def _store(
-    w: Warden, addr: str, provider: str, client_addr: str, conn: Connection
+    w: Warden,
+    addr: str,
+    provider: str,
+    client_addr: str,
+    conn: Connection,
+    template_vars: dict[str, str],
 ) -> CredentialInfo:
+    """Store the token set; the template vars (shop, tenant, ...) become tags, so `test` and
+    later reconnects know them."""
+    tags = {k: v for k, v in template_vars.items() if _TAG_KEY.match(k) and len(v) <= 256}
     kind = get_kind("oauth2")
     values = conn.tokens.fields()
     values.update(client=client_addr, grant=conn.grant, token_url=conn.token_url)
@@ -133,7 +143,7 @@ def _store(
         now = iso(utcnow())
         rec = tx.get(NS_CRED, addr)
         if rec is None:
-            cred = CredentialRecord.new(addr, kind.name, now, provider=provider)
+            cred = CredentialRecord.new(addr, kind.name, now, provider=provider, tags=tags)
             ver = w._seal(tx, cred.id, 1, kind, values, "connected")
             try:
                 tx.put(NS_CRED, addr, cred.to_bytes(), rev=0)
@@ -149,6 +159,7 @@ def _store(
                     hint="choose another address, or remove this one first",
                 )
             cred = cred._replace(
+                tags={**cred.tags, **tags},
                 version=cred.version + 1,
                 updated_at=now,
                 rotated_at=now,
