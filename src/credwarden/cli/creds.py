@@ -344,6 +344,9 @@ def history(address: str, as_json: bool) -> None:
 @click.option("--description", metavar="TEXT", help="What it is for ('' clears).")
 @click.option("--owner", metavar="WHO", help="Who to ask about it ('' clears).")
 @click.option(
+    "--provider", metavar="SLUG", help="The service it belongs to, for `test` ('' clears)."
+)
+@click.option(
     "--tag",
     "tags",
     multiple=True,
@@ -370,6 +373,7 @@ def update(
     from_stdin: bool,
     description: str | None,
     owner: str | None,
+    provider: str | None,
     tags: list[tuple[str, str]],
     clear_tags: bool,
     links: tuple[str, ...],
@@ -388,7 +392,7 @@ def update(
     """
     values = dict(fields)
     meta: dict[str, Any] = {}
-    for name, value in (("description", description), ("owner", owner)):
+    for name, value in (("description", description), ("owner", owner), ("provider", provider)):
         if value is not None:
             meta[name] = value or None
     if expires is not None:
