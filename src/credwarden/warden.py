@@ -37,7 +37,6 @@ from .errors import (
     Conflict,
     CredwardenError,
     CryptoError,
-    MasterKeyError,
     NotFound,
     PermissionDenied,
     StoreError,
@@ -61,7 +60,7 @@ from .model import (
     version_key,
 )
 from .secret import Secret
-from .settings import DEFAULT_ENVIRONMENTS, Settings
+from .settings import DEFAULT_ENVIRONMENTS, Settings, redact_url
 from .store import Store, Tx, open_store
 from .timeutil import iso, parse_iso, utcnow
 from .watch import usage
@@ -143,7 +142,7 @@ class Warden:
         self.alert_hook: Callable[[str, str, dict[str, Any]], None] | None = None
 
     def __repr__(self) -> str:
-        return f"Warden(store={_redact(self._store.url)!r}, principal={self.principal.name!r})"
+        return f"Warden(store={redact_url(self._store.url)!r}, principal={self.principal.name!r})"
 
     # -- opening -------------------------------------------------------------------------
 
@@ -324,7 +323,7 @@ class Warden:
             store.close()
             raise
         report = InitReport(
-            created, settings.home, _redact(settings.database_url), described, warden.store_id
+            created, settings.home, redact_url(settings.database_url), described, warden.store_id
         )
         return warden, report
 
@@ -1439,11 +1438,4 @@ def _check_meta(**meta: Any) -> dict[str, Any]:
     return out
 
 
-def _redact(url: str) -> str:
-    from .settings import redact_url
-
-    return redact_url(url)
-
-
 __all__ = ["InitReport", "Warden"]
-_ = MasterKeyError

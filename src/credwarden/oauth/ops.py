@@ -18,7 +18,6 @@ from __future__ import annotations
 import functools
 import threading
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..address import parse_address
@@ -360,6 +359,3 @@ def refresh_due(w: Warden, *, within: int = 300) -> list[dict[str, Any]]:
         except CredwardenError as exc:
             results.append({"address": info.address, "ok": False, "error": exc.code})
     return results
-
-
-ProgressFn = Callable[[str], None]
