@@ -37,8 +37,9 @@ unit: $(VENV)/.installed-dev tests/peers/node_modules/.package-lock.json
 
 test: lint typecheck unit
 
-bench: $(VENV)/.installed
+bench: $(VENV)/.installed-dev tests/peers/node_modules/.package-lock.json
 	$(BIN)/python bench/read.py
+	$(BIN)/python bench/refresh_storm.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
