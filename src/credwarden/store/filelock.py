@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from ..errors import LockTimeout
 
 POLL_MIN_S = 0.0005  # a refresh on loopback takes a few ms: start polling fast
-POLL_MAX_S = 0.02
+POLL_MAX_S = 0.002  # only one leader per process polls; a short cap keeps hand-offs quick
 
 
 @contextmanager
