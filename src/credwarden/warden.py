@@ -138,6 +138,7 @@ class Warden:
         # The last decoded metadata per address, reused while the stored bytes are unchanged.
         self._creds: dict[str, tuple[int, bytes, CredentialRecord]] = {}
         self._flights: Any = None  # oauth.ops.Flights, made on first refresh
+        self._kinds: dict[str, str] = {}
         self._group = GroupCommit(self._commit_events)
         self.alert_hook: Callable[[str, str, dict[str, Any]], None] | None = None
 
@@ -716,14 +717,47 @@ class Warden:
     # -- OAuth ---------------------------------------------------------------------------
 
     def access_token(
-        self, address: str, *, leeway: int = 60, rejected: Secret | None = None
+        self,
+        address: str,
+        *,
+        scopes: Sequence[str] = (),
+        subject: str | None = None,
+        leeway: int = 60,
+        rejected: Secret | None = None,
     ) -> Secret:
-        """A valid access token, refreshed (once, whatever the concurrency) when it is within
-        `leeway` seconds of expiry, or when `rejected` (a token an API answered 401 to) is still
-        the stored one."""
+        """A valid access token. An OAuth connection's is refreshed (once, whatever the
+        concurrency) when within `leeway` seconds of expiry, or when `rejected` (a token an API
+        answered 401 to) is still the stored one; a service account mints one for `scopes`
+        (and `subject`: domain-wide delegation), cached until near expiry."""
+        addr = str(parse_address(address))
+        kind = self._kind_of(addr)
+        if kind == "google_service_account":
+            from .oauth.google import mint
+            from .oauth.minted import minted_token
+
+            return minted_token(
+                self,
+                addr,
+                kind=kind,
+                scopes=scopes,
+                subject=subject,
+                leeway=leeway,
+                mint=lambda values, s, sub: mint(json.loads(values["key_json"]), s, sub),
+            )
         from .oauth.ops import access_token
 
-        return access_token(self, address, leeway=leeway, rejected=rejected)
+        return access_token(self, addr, leeway=leeway, rejected=rejected)
+
+    def _kind_of(self, addr: str) -> str | None:
+        """A credential's kind (never changes under an address while it exists), remembered."""
+        kind = self._kinds.get(addr)
+        if kind is None:
+            with self._store.transaction(write=False) as tx:
+                rec = tx.get(NS_CRED, addr)
+            if rec is None:
+                return None
+            kind = self._kinds[addr] = CredentialRecord.from_bytes(rec.body, rec.rev).kind
+        return kind
 
     def auth(self, address: str) -> Any:
         """An `httpx.Auth` sending the connection's token; on a 401 it refreshes once and
@@ -876,7 +910,7 @@ class Warden:
             links=links or [],
             provider=provider,
             expires_at=expires_at,
-            rotate_every=rotate_every,
+            rotate_every=rotate_every if rotate_every is not None else k.default_rotate_every,
         )
 
         def work(tx: Tx, op: _Op) -> CredentialInfo:
@@ -1047,6 +1081,9 @@ class Warden:
             used = tx.get(usage.NS_USAGE, addr)
             if used is not None:
                 tx.delete(usage.NS_USAGE, addr, rev=used.rev)
+            for r in tx.list("token", cred.id + "/"):  # minted tokens cached for it
+                tx.delete("token", r.key, rev=r.rev)
+            self._kinds.pop(addr, None)
             try:
                 tx.delete(NS_CRED, addr, rev=cred.rev)
             except Conflict:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..errors import UnknownKind
 from .base import FieldSpec, Kind
+from .google import GoogleServiceAccount
 from .oauth import OAuth2Client, OAuth2Connection
 from .simple import ApiKey, Basic, EnvSet, SecretValue
 
@@ -11,7 +12,15 @@ __all__ = ["FieldSpec", "Kind", "get_kind", "kind_names"]
 
 _KINDS: dict[str, Kind] = {
     k.name: k
-    for k in (ApiKey(), Basic(), SecretValue(), EnvSet(), OAuth2Client(), OAuth2Connection())
+    for k in (
+        ApiKey(),
+        Basic(),
+        SecretValue(),
+        EnvSet(),
+        OAuth2Client(),
+        OAuth2Connection(),
+        GoogleServiceAccount(),
+    )
 }
 
 

@@ -48,6 +48,8 @@ class Kind:
     """When true, any env-var-shaped field name is allowed and every field is secret."""
     refreshable: ClassVar[bool] = False
     """Kinds that mint or refresh tokens (oauth2, service accounts) set this."""
+    default_rotate_every: ClassVar[int | None] = None
+    """A rotation policy (seconds) applied when `add` is given none."""
 
     def spec(self, field: str) -> FieldSpec | None:
         for f in self.fields:

@@ -1,0 +1,151 @@
+"""Tokens minted from service accounts: cached per credential version, scope set and subject,
+encrypted under the version's data key, and minted once at a time (in-process lock plus the
+store's lock, as for OAuth refresh)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ..crypto.envelope import open_field, seal_field
+from ..errors import CredentialInvalid, CredwardenError, ValidationError
+from ..model import b64d, b64e, dumps
+from ..secret import Secret
+from ..timeutil import utcnow
+from .tokens import TokenSet, is_fresh
+
+if TYPE_CHECKING:
+    from ..model import CredentialRecord
+    from ..store import Tx
+    from ..warden import Warden, _Op
+
+NS_TOKENS = "token"
+LOCK_WAIT_S = 30.0
+_guard = threading.Lock()
+_locks: dict[str, threading.Lock] = {}
+
+
+class _NeedsMint(Exception):
+    """Internal: no fresh cached token (not an error, never audited)."""
+
+
+def _key(cred: CredentialRecord, digest: str) -> str:
+    return f"{cred.id}/{cred.version:010d}/{digest}"
+
+
+def _aad(cred: CredentialRecord, digest: str) -> bytes:
+    return f"cw1|token|{cred.id}|{cred.version}|{digest}".encode()
+
+
+def minted_token(
+    w: Warden,
+    addr: str,
+    *,
+    kind: str,
+    scopes: Sequence[str],
+    subject: str | None,
+    leeway: int,
+    mint: Callable[[dict[str, str], list[str], str | None], TokenSet],
+) -> Secret:
+    wanted = sorted(set(scopes))
+    if not wanted:
+        raise ValidationError(
+            f"{addr} is a {kind}: say which scopes the token is for",
+            hint="e.g. --scope https://www.googleapis.com/auth/bigquery",
+        )
+    digest = hashlib.sha256(json.dumps([wanted, subject]).encode()).hexdigest()[:16]
+
+    def read(tx: Tx, op: _Op) -> str:
+        cred = w._load(tx, addr)
+        if cred.kind != kind:
+            raise ValidationError(f"{addr} is a {cred.kind} credential, not a {kind}")
+        ver = w._load_version(tx, cred)
+        op.version = cred.version
+        op.detail = {"scopes": wanted, **({"subject": subject} if subject else {})}
+        rec = tx.get(NS_TOKENS, _key(cred, digest))
+        if rec is not None:
+            body = json.loads(rec.body)
+            if is_fresh(body.get("expires_at"), utcnow(), leeway):
+                dek = w._dek(tx, cred.id, ver)
+                return open_field(dek, b64d(body["token"]), _aad(cred, digest)).decode()
+        raise _NeedsMint
+
+    try:
+        return Secret(w._op("use", addr, read))
+    except _NeedsMint:
+        pass
+    with _guard:
+        local = _locks.setdefault(f"{w.store_id}:{addr}:{digest}", threading.Lock())
+    with local, w._store.lock(f"mint:{addr}:{digest}", timeout=LOCK_WAIT_S):
+        try:
+            return Secret(w._op("use", addr, read))  # minted by someone else meanwhile
+        except _NeedsMint:
+            pass
+        with w._store.transaction(write=False) as tx:
+            cred = w._load(tx, addr)
+            values = w._values(tx, cred, w._load_version(tx, cred))
+        try:
+            tokens = mint(values, wanted, subject)
+        except CredwardenError as exc:
+            _failed(w, addr, cred.version, exc, wanted)
+            raise
+        _store(w, addr, cred, digest, tokens, wanted, subject)
+    return Secret(w._op("use", addr, read))
+
+
+def _store(
+    w: Warden,
+    addr: str,
+    seen: CredentialRecord,
+    digest: str,
+    tokens: TokenSet,
+    scopes: list[str],
+    subject: str | None,
+) -> None:
+    from ..timeutil import iso
+
+    def work(tx: Tx, op: _Op) -> None:
+        cred = w._load(tx, addr)
+        if cred.version != seen.version:
+            return  # the key changed meanwhile: this token belongs to the old one, drop it
+        ver = w._load_version(tx, cred)
+        dek = w._dek(tx, cred.id, ver)
+        body = dumps(
+            {
+                "expires_at": tokens.expires_at,
+                "token": b64e(seal_field(dek, tokens.access_token.encode(), _aad(cred, digest))),
+            }
+        )
+        key = _key(cred, digest)
+        old = tx.get(NS_TOKENS, key)
+        tx.put(NS_TOKENS, key, body, rev=old.rev if old else 0)
+        if cred.health_override == "invalid":
+            w._put_cred(tx, cred._replace(health_override=None, updated_at=iso(utcnow())))
+        op.version = cred.version
+        op.detail = {
+            "scopes": scopes,
+            "expires_at": tokens.expires_at,
+            **({"subject": subject} if subject else {}),
+        }
+
+    w._op("mint", addr, work, grouped=False)
+
+
+def _failed(w: Warden, addr: str, version: int, exc: CredwardenError, scopes: list[str]) -> None:
+    """A refused key marks the credential invalid (audited); a transient failure is audited."""
+    from ..timeutil import iso
+    from ..warden import _Op
+
+    op = _Op(version, {"scopes": scopes, "error": exc.code})
+    with w._store.transaction() as tx:
+        cred = w._load(tx, addr)
+        if isinstance(exc, CredentialInvalid):
+            op.detail["health"] = "invalid"
+            w._put_cred(tx, cred._replace(health_override="invalid", updated_at=iso(utcnow())))
+        w._audit(tx, "mint", addr, "error", op)
+    hook: Any = getattr(w, "alert_hook", None)
+    if isinstance(exc, CredentialInvalid) and callable(hook):
+        hook("invalid", addr, {"reason": exc.code})
