@@ -198,6 +198,13 @@ def add(
         print_json(info.to_dict())
     else:
         click.echo(f"added {info.address} ({info.kind}, version {info.version})")
+    if from_file and get_kind(info.kind).refreshable:
+        import shlex
+
+        click.echo(
+            f"The key is stored encrypted. Delete the downloaded copy: rm {shlex.quote(from_file)}",
+            err=True,
+        )
 
 
 # -- reading metadata ----------------------------------------------------------------------------

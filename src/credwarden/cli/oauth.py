@@ -214,6 +214,21 @@ def _check_vars(home: str, slug: str, tvars: dict[str, str]) -> None:
 # -- token ---------------------------------------------------------------------------------------
 
 
+def _warn_broad(scopes: list[str], subject: str | None) -> None:
+    """Least privilege: say so when a token is asked for broad powers."""
+    from ..kinds.google import BROAD_SCOPES
+
+    for scope in scopes:
+        if scope in BROAD_SCOPES:
+            click.echo(
+                f"warning: {scope} grants access to every Google Cloud API the service"
+                " account may use; prefer narrower scopes",
+                err=True,
+            )
+    if subject:
+        click.echo(f"warning: domain-wide delegation: the token acts as {subject}", err=True)
+
+
 @click.command()
 @click.argument("address")
 @click.option(
@@ -221,8 +236,13 @@ def _check_vars(home: str, slug: str, tvars: dict[str, str]) -> None:
     "scope_opts",
     multiple=True,
     metavar="S",
-    help="A scope the token must carry (repeatable); an oauth2 connection not granted it"
-    " is a usage error (exit 2).",
+    help="A scope the token must carry (repeatable): for a service account, what it is"
+    " minted for; an oauth2 connection not granted it is a usage error (exit 2).",
+)
+@click.option(
+    "--subject",
+    metavar="EMAIL",
+    help="Google service accounts: act as this user (domain-wide delegation).",
 )
 @click.option(
     "--min-ttl",
@@ -234,7 +254,13 @@ def _check_vars(home: str, slug: str, tvars: dict[str, str]) -> None:
 @click.option(
     "--json", "as_json", is_flag=True, help="Print access_token, expires_at and token_type."
 )
-def token(address: str, scope_opts: tuple[str, ...], min_ttl: int | None, as_json: bool) -> None:
+def token(
+    address: str,
+    scope_opts: tuple[str, ...],
+    subject: str | None,
+    min_ttl: int | None,
+    as_json: bool,
+) -> None:
     """Print a valid access token for ADDRESS and nothing else, refreshing it if needed.
 
     \b
@@ -243,10 +269,14 @@ def token(address: str, scope_opts: tuple[str, ...], min_ttl: int | None, as_jso
     """
     wanted = _scopes(scope_opts)
     with open_warden() as w:
+        minted = False
         if wanted:
             info = w.describe(address)
             granted = info.fields.get("scope")
-            if info.kind == "oauth2" and granted:
+            minted = info.kind != "oauth2"
+            if minted:
+                _warn_broad(wanted, subject)
+            elif granted:
                 have = set(granted.replace(",", " ").split())
                 missing = [s for s in wanted if s not in have]
                 if missing:
@@ -258,8 +288,11 @@ def token(address: str, scope_opts: tuple[str, ...], min_ttl: int | None, as_jso
                         f" {info.address} --provider {info.provider or '...'} --client ..."
                         + "".join(f" --scope {s}" for s in sorted(have | set(missing))),
                     )
-        secret = (
-            w.access_token(address) if min_ttl is None else w.access_token(address, leeway=min_ttl)
+        secret = w.access_token(
+            address,
+            scopes=wanted if minted else (),
+            subject=subject,
+            leeway=60 if min_ttl is None else min_ttl,
         )
         value = secret.reveal()
         if as_json:
