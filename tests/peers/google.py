@@ -409,7 +409,7 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "ESF"
     sys_version = ""
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
     def _send(self, status: int, body: Mapping[str, Any]) -> None:
