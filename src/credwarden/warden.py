@@ -909,7 +909,7 @@ class Warden:
             tags=tags or {},
             links=links or [],
             provider=provider,
-            expires_at=expires_at,
+            expires_at=expires_at or k.derived_expiry(values),
             rotate_every=rotate_every if rotate_every is not None else k.default_rotate_every,
         )
 

@@ -6,14 +6,18 @@ POSTs ``grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer&assertion=<RS256 
 
 Typical use::
 
-    with GoogleTokenEndpoint() as google:
-        info, private_key = make_service_account_key(google.token_uri)
-        google.add_service_account(info)          # or add_key(kid, public_key, client_email=...)
+    from google.auth.transport.requests import Request
+    from google.oauth2 import service_account
+
+    with GoogleTokenEndpoint(expires_in=3600) as ep:
+        info, private_key = make_service_account_key(ep.token_uri)
+        ep.add_service_account(info)           # or ep.add_key(kid, public_key, client_email=...)
         creds = service_account.Credentials.from_service_account_info(
             info, scopes=["https://www.googleapis.com/auth/bigquery"]
         )
-        creds.refresh(google.auth.transport.requests.Request())
-        google.tokens[creds.token]["scope"]      # the claims the token was minted for
+        creds.refresh(Request())
+        ep.tokens[creds.token]["scope"]        # the verified claims the token was minted for
+        # GET ep.tokeninfo_uri?access_token=... -> {"scope", "sub" (if delegated), "expires_in"...}
 
 Behaviour of google-auth 2.63 that the endpoint relies on (checked by ``test_google_peer.py``):
 
@@ -182,7 +186,9 @@ class GoogleTokenEndpoint:
 
     def add_service_account(self, info: Mapping[str, str]) -> None:
         """Register the public half of a service-account JSON key dict."""
-        private = serialization.load_pem_private_key(info["private_key"].encode(), password=None)
+        private = serialization.load_pem_private_key(
+            info["private_key"].encode(), password=None, unsafe_skip_rsa_key_validation=True
+        )
         if not isinstance(private, rsa.RSAPrivateKey):
             raise TypeError("service-account keys are RSA keys")
         self.add_key(
@@ -243,7 +249,7 @@ class GoogleTokenEndpoint:
         self.port = server.server_address[1]
         self._thread = threading.Thread(
             target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},
+            kwargs={"poll_interval": 0.02},
             name=f"google-token-endpoint-{self.port}",
             daemon=True,
         )
@@ -331,7 +337,7 @@ class GoogleTokenEndpoint:
         client_id: str | None = None
         with self._lock:
             known_account = isinstance(iss, str) and iss in self._accounts
-            if known_account:
+            if isinstance(iss, str) and known_account:
                 kid = header.get("kid")
                 if isinstance(kid, str):
                     public, owner = self._keys.get(kid, (None, None))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import re
 import socket
@@ -209,7 +210,8 @@ def test_expires_in_is_configurable(
     creds = _creds(info, BIGQUERY)
     creds.refresh(request_)
     # google-auth stores a naive UTC expiry; compare as seconds from now.
-    remaining = (creds.expiry - creds.expiry.utcnow()).total_seconds()  # type: ignore[operator]
+    now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+    remaining = (creds.expiry - now).total_seconds()
     assert 100 < remaining <= 120
 
     google.expires_in = 0  # already expired on arrival

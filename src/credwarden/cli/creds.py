@@ -172,7 +172,9 @@ def add(
     values = dict(fields)
     _warn_secret_fields(k, fields)
     if from_stdin or from_file:
-        main = _main_field(k, "--stdin" if from_stdin else "--from-file")
+        main = (k.file_field if from_file and k.file_field else None) or _main_field(
+            k, "--stdin" if from_stdin else "--from-file"
+        )
         if main in values:
             raise click.UsageError(f"{main} is given twice (--field and --stdin/--from-file)")
         values[main] = _read_stdin() if from_stdin else _read_file(str(from_file))
@@ -193,6 +195,14 @@ def add(
                 values[spec.name] = prompt_secret(spec.name, False)
             elif _tty():
                 values[spec.name] = click.prompt(spec.name, err=True)
+        main_name = k.main_field
+        if (
+            k.needs_a_secret
+            and main_name
+            and not any(f.secret and f.name in values for f in k.fields)
+        ):
+            # No secret given at all (e.g. a service principal's client_secret): ask for it.
+            values[main_name] = prompt_secret(main_name, False)
         info = w.add(address, k.name, values, **meta)
     if as_json:
         print_json(info.to_dict())

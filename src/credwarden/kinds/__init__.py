@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..errors import UnknownKind
+from .azure import AzureServicePrincipal
 from .base import FieldSpec, Kind
 from .google import GoogleServiceAccount
 from .oauth import OAuth2Client, OAuth2Connection
@@ -20,6 +21,7 @@ _KINDS: dict[str, Kind] = {
         OAuth2Client(),
         OAuth2Connection(),
         GoogleServiceAccount(),
+        AzureServicePrincipal(),
     )
 }
 

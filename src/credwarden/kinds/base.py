@@ -50,6 +50,14 @@ class Kind:
     """Kinds that mint or refresh tokens (oauth2, service accounts) set this."""
     default_rotate_every: ClassVar[int | None] = None
     """A rotation policy (seconds) applied when `add` is given none."""
+    needs_a_secret: ClassVar[bool] = False
+    """One of several optional secret fields must be given: `add` prompts for the main one."""
+    file_field: ClassVar[str | None] = None
+    """The field `--from-file` fills (default: the main field)."""
+
+    def derived_expiry(self, fields: Mapping[str, str]) -> str | None:
+        """An expiry the material itself states (a certificate's notAfter), if any."""
+        return None
 
     def spec(self, field: str) -> FieldSpec | None:
         for f in self.fields:
