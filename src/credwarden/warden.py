@@ -744,6 +744,21 @@ class Warden:
                 leeway=leeway,
                 mint=lambda values, s, sub: mint(json.loads(values["key_json"]), s, sub),
             )
+        if kind == "azure_service_principal":
+            from .oauth.azure import mint as mint_entra
+            from .oauth.minted import minted_token
+
+            if subject:
+                raise ValidationError("--subject is for Google service accounts")
+            return minted_token(
+                self,
+                addr,
+                kind=kind,
+                scopes=scopes,
+                subject=None,
+                leeway=leeway,
+                mint=lambda values, s, _sub: mint_entra(values, s),
+            )
         from .oauth.ops import access_token
 
         return access_token(self, addr, leeway=leeway, rejected=rejected)
