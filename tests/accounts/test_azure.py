@@ -195,3 +195,42 @@ def test_entra_errors_are_explained(result: dict[str, Any], expected: str) -> No
 
     error = _explain(result)
     assert expected in error.message and error.hint and error.exit_code == 7
+
+
+def test_expiry_surfaces_in_health_and_report(
+    warden: Warden, tmp_path: Any, cert: tuple[rsa.RSAPrivateKey, str]
+) -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    _, soon = make_cert(days=5)
+    warden.add(
+        "prod/azure/cert-soon",
+        "azure_service_principal",
+        {"tenant_id": TENANT, "client_id": CERT_APP, "certificate": soon},
+    )
+    warden.add(
+        "prod/azure/secret-later",
+        "azure_service_principal",
+        {"tenant_id": TENANT, "client_id": APP, "client_secret": SECRET},
+        expires_at="2099-01-01",
+    )
+    assert warden.describe("prod/azure/cert-soon").health == "expiring"
+    cli = str(Path(sys.executable).parent / "credwarden")
+    env = {
+        **os.environ,
+        "CREDWARDEN_DATABASE_URL": warden.settings.database_url,
+        "CREDWARDEN_HOME": warden.settings.home,
+    }
+    out = subprocess.run(
+        [cli, "report", "expiring", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    assert [r["address"] for r in json.loads(out)] == ["prod/azure/cert-soon"]
+    assert SECRET not in out

@@ -192,3 +192,11 @@ def test_cli_add_from_file_then_token(
     assert run("token", ADDR).returncode == 2  # no scope: a usage error
     shown = run("show", ADDR)
     assert key["client_email"] in shown.stdout and "PRIVATE KEY" not in shown.stdout
+
+
+def test_live_test_mints_a_token(
+    warden: Warden, endpoint: GoogleTokenEndpoint, key: dict[str, str]
+) -> None:
+    warden.add(ADDR, "google_service_account", {"key_json": json.dumps(key)})
+    outcome = warden.test(ADDR)
+    assert outcome.result == "no_test" and "token was obtained" in outcome.message

@@ -23,6 +23,11 @@ if TYPE_CHECKING:
 
 MAX_BODY = 256 * 1024
 STATIC_MODES = ("api_key", "basic")
+# What a service account's token is minted for when it is only being checked: read-only scopes.
+TEST_SCOPES = {
+    "google_service_account": ["https://www.googleapis.com/auth/cloud-platform.read-only"],
+    "azure_service_principal": ["https://graph.microsoft.com/.default"],
+}
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -65,7 +70,9 @@ def run_test(w: Warden, address: str, tvars: dict[str, str], timeout: float) -> 
         )
         return Outcome(addr, "failed", f"nothing to test: {why}")
     provider = _provider(w.settings.home, info.provider) if info.provider else None
-    if refreshable:
+    if info.kind in TEST_SCOPES:
+        mode = "service_account"
+    elif refreshable:
         mode = (
             "oauth2_client_credentials"
             if info.fields.get("grant") == "client_credentials"
@@ -76,7 +83,7 @@ def run_test(w: Warden, address: str, tvars: dict[str, str], timeout: float) -> 
     spec = provider.test_for(mode) if provider is not None else None
     secrets: Mapping[str, str | Secret]
     if refreshable:
-        secrets = {"access_token": w.access_token(addr)}
+        secrets = {"access_token": w.access_token(addr, scopes=TEST_SCOPES.get(info.kind, ()))}
         if spec is None:
             name = info.provider or "(none recorded)"
             return Outcome(
