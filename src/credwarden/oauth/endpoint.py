@@ -8,6 +8,7 @@ must never let a token or secret reach an exception message.
 
 from __future__ import annotations
 
+import atexit
 import base64
 import threading
 from collections.abc import Iterator
@@ -82,6 +83,7 @@ def client_for() -> Iterator[httpx.Client]:
     with _SHARED_LOCK:
         if _SHARED is None:
             _SHARED = httpx.Client(timeout=TIMEOUT, follow_redirects=False)
+            atexit.register(_SHARED.close)
     yield _SHARED
 
 
