@@ -690,7 +690,7 @@ class Warden:
 
         addr = str(parse_address(address))
         outcome = run_test(self, addr, dict(template_vars or {}), timeout)
-        if outcome.result == "no_test" or outcome.message.startswith("nothing to test"):
+        if outcome.message.startswith("nothing to test"):
             return outcome
 
         def work(tx: Tx, op: _Op) -> None:

@@ -200,3 +200,6 @@ def test_live_test_mints_a_token(
     warden.add(ADDR, "google_service_account", {"key_json": json.dumps(key)})
     outcome = warden.test(ADDR)
     assert outcome.result == "no_test" and "token was obtained" in outcome.message
+    events = [e for e in warden.audit_events(address=ADDR) if e.action == "test"]
+    assert events[-1].detail["result"] == "no_test"  # the check is on record
+    assert warden.describe(ADDR).health == "ok"
