@@ -17,6 +17,7 @@ NS_META = "meta"
 NS_KEK = "kek"
 NS_CRED = "cred"
 NS_VERSION = "ver"
+NS_TOKEN = "token"  # noqa: S105 - a namespace: minted tokens cached by oauth/minted.py
 
 
 def b64e(raw: bytes) -> str:

@@ -48,6 +48,7 @@ from .model import (
     NS_CRED,
     NS_KEK,
     NS_META,
+    NS_TOKEN,
     NS_VERSION,
     Credential,
     CredentialInfo,
@@ -668,9 +669,8 @@ class Warden:
             op.detail["headers"] = sorted(headers)
             return headers
 
-        with self._store.transaction(write=False) as tx:
-            rec = tx.get(NS_CRED, addr)
-        if rec is not None and get_kind(CredentialRecord.from_bytes(rec.body, 0).kind).refreshable:
+        kind = self._kind_of(addr)
+        if kind is not None and get_kind(kind).refreshable:
             # access_token() refreshes if needed and audits the use.
             return {"Authorization": Secret(f"Bearer {self.access_token(addr).reveal()}")}
         return {k: Secret(v) for k, v in self._op("use", addr, work).items()}
@@ -1096,8 +1096,8 @@ class Warden:
             used = tx.get(usage.NS_USAGE, addr)
             if used is not None:
                 tx.delete(usage.NS_USAGE, addr, rev=used.rev)
-            for r in tx.list("token", cred.id + "/"):  # minted tokens cached for it
-                tx.delete("token", r.key, rev=r.rev)
+            for r in tx.list(NS_TOKEN, cred.id + "/"):  # minted tokens cached for it
+                tx.delete(NS_TOKEN, r.key, rev=r.rev)
             self._kinds.pop(addr, None)
             try:
                 tx.delete(NS_CRED, addr, rev=cred.rev)

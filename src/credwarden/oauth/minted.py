@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..crypto.envelope import open_field, seal_field
 from ..errors import CredentialInvalid, CredwardenError, ValidationError
-from ..model import b64d, b64e, dumps
+from ..model import NS_TOKEN, b64d, b64e, dumps
 from ..secret import Secret
 from ..timeutil import utcnow
 from .tokens import TokenSet, is_fresh
@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from ..store import Tx
     from ..warden import Warden, _Op
 
-NS_TOKENS = "token"
 LOCK_WAIT_S = 30.0
 _guard = threading.Lock()
 _locks: dict[str, threading.Lock] = {}
@@ -65,7 +64,7 @@ def minted_token(
         ver = w._load_version(tx, cred)
         op.version = cred.version
         op.detail = {"scopes": wanted, **({"subject": subject} if subject else {})}
-        rec = tx.get(NS_TOKENS, _key(cred, digest))
+        rec = tx.get(NS_TOKEN, _key(cred, digest))
         if rec is not None:
             body = json.loads(rec.body)
             if is_fresh(body.get("expires_at"), utcnow(), leeway):
@@ -120,8 +119,8 @@ def _store(
             }
         )
         key = _key(cred, digest)
-        old = tx.get(NS_TOKENS, key)
-        tx.put(NS_TOKENS, key, body, rev=old.rev if old else 0)
+        old = tx.get(NS_TOKEN, key)
+        tx.put(NS_TOKEN, key, body, rev=old.rev if old else 0)
         if cred.health_override == "invalid":
             w._put_cred(tx, cred._replace(health_override=None, updated_at=iso(utcnow())))
         op.version = cred.version
