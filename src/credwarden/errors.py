@@ -8,6 +8,8 @@
     ├── MasterKeyError              exit 3  (code: master_key)
     ├── NotFound                    exit 4  (code: not_found)
     ├── PermissionDenied            exit 5  (code: permission_denied)
+    │   ├── Unauthenticated                 (code: unauthenticated)
+    │   └── RateLimited                     (code: rate_limited)
     ├── Conflict                    exit 6  (code: conflict)
     │   └── AlreadyExists                   (code: already_exists)
     ├── CredentialInvalid           exit 7  (code: credential_invalid)
@@ -74,6 +76,18 @@ class NotFound(CredwardenError):
 class PermissionDenied(CredwardenError):
     code = "permission_denied"
     exit_code = 5
+
+
+class Unauthenticated(PermissionDenied):
+    """No token, or one that is unknown, expired or revoked (HTTP 401)."""
+
+    code = "unauthenticated"
+
+
+class RateLimited(PermissionDenied):
+    """Too many failed authentications from one source (HTTP 429)."""
+
+    code = "rate_limited"
 
 
 class Conflict(CredwardenError):

@@ -11,10 +11,15 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, NamedTuple, TypeVar
 
-from .access.policy import OwnerPolicy, Policy, Principal, local_principal
+from .access.grants import Grant
+from .access.policy import GrantPolicy, Policy, Principal, local_principal
+from .access.records import PrincipalRecord
+from .access.state import AccessCache
 from .address import Address, matches, parse_address, parse_ref
 from .audit.chain import AuditChain, AuditEvent, VerifyReport
 from .audit.group import GroupCommit
@@ -40,6 +45,7 @@ from .errors import (
     NotFound,
     PermissionDenied,
     StoreError,
+    Unauthenticated,
     ValidationError,
 )
 from .kinds import Kind, get_kind
@@ -79,14 +85,28 @@ def _audit_aad(store_id: str) -> bytes:
     return f"cw1|audit|{store_id}".encode()
 
 
-class _Op:
-    """What an operation tells its audit event (never a secret value)."""
+class Caller(NamedTuple):
+    """Who an operation is done for: the principal, the interface, and (over the API) where
+    the request came from ({"ip", "user_agent", "token"})."""
 
-    __slots__ = ("detail", "version")
+    principal: Principal
+    source: str
+    client: dict[str, Any] | None = None
+
+
+_CALLER: ContextVar[Caller | None] = ContextVar("credwarden_caller", default=None)
+
+
+class _Op:
+    """What an operation tells its audit event (never a secret value), and for whom it is done
+    (captured where the operation starts: the event may be written by another thread)."""
+
+    __slots__ = ("caller", "detail", "version")
 
     def __init__(self, version: int | None = None, detail: dict[str, Any] | None = None) -> None:
         self.version = version
         self.detail: dict[str, Any] = {} if detail is None else detail
+        self.caller = _CALLER.get()
 
 
 class InitReport(NamedTuple):
@@ -128,9 +148,8 @@ class Warden:
         self.store_id = store_id
         self.environments = list(environments)
         self.settings = settings
-        self.principal = principal
+        self._caller = Caller(principal, source)
         self._policy = policy
-        self.source = source
         self.key_source = key_source
         # Versions are immutable (a KEK rotation re-wraps the same data key), so a version
         # and its unwrapped data key are kept after first use: the read path then does one
@@ -141,10 +160,35 @@ class Warden:
         self._flights: Any = None  # oauth.ops.Flights, made on first refresh
         self._kinds: dict[str, str] = {}
         self._group = GroupCommit(self._commit_events)
+        self._agroup: Any = None  # audit.agroup.AsyncGroupCommit, made by the first async read
+        self.access: AccessCache = getattr(policy, "access", None) or AccessCache(store)
+        self._token_use: dict[str, str] = {}  # API token id -> last use, flushed by the scheduler
         self.alert_hook: Callable[[str, str, dict[str, Any]], None] | None = None
+        self.event_hook: Callable[[str, str], None] | None = None  # (action, result): metrics
 
     def __repr__(self) -> str:
         return f"Warden(store={redact_url(self._store.url)!r}, principal={self.principal.name!r})"
+
+    @property
+    def principal(self) -> Principal:
+        """Who the current operation is done for (see `acting_as`)."""
+        return (_CALLER.get() or self._caller).principal
+
+    @property
+    def source(self) -> str:
+        return (_CALLER.get() or self._caller).source
+
+    @contextmanager
+    def acting_as(
+        self, principal: Principal, *, source: str = "api", client: dict[str, Any] | None = None
+    ) -> Iterator[Warden]:
+        """Operations in this block (this thread or task) are done for `principal`: checked
+        against its grants and audited under its name, with the client's address."""
+        token = _CALLER.set(Caller(principal, source, client))
+        try:
+            yield self
+        finally:
+            _CALLER.reset(token)
 
     # -- opening -------------------------------------------------------------------------
 
@@ -205,6 +249,9 @@ class Warden:
     ) -> Warden:
         info = json.loads(meta["store"])
         store_id = info["store_id"]
+        if policy is None:
+            access = AccessCache(store)
+            policy = GrantPolicy(access)
         keyring = Keyring(
             {
                 k["term"]: unwrap_with_master(
@@ -229,7 +276,7 @@ class Warden:
             environments=info.get("environments", DEFAULT_ENVIRONMENTS),
             settings=settings,
             principal=principal or local_principal(),
-            policy=policy or OwnerPolicy(),
+            policy=policy,
             source=source,
             key_source=described,
         )
@@ -330,6 +377,8 @@ class Warden:
         return warden, report
 
     def close(self) -> None:
+        if self._agroup is not None:
+            self._agroup.close()
         self._versions.clear()
         self._creds.clear()
         self._store.close()
@@ -345,6 +394,15 @@ class Warden:
     def _allowed(self, action: str, address: str | None) -> bool:
         return self._policy.allows(self.principal, action, address)
 
+    def _authorize(self, action: str, address: str | None, op: _Op | None = None) -> None:
+        """Refuse (and audit the refusal) unless the caller's grants allow `action`."""
+        if not self._allowed(action, address):
+            self._audit_alone(action, address, "denied", op or _Op())
+            raise PermissionDenied(
+                f"{self.principal.name} may not {action} {address or 'this store'}",
+                hint="ask an admin for a grant: credwarden grant PRINCIPAL PATTERN --actions ...",
+            )
+
     def _audit(self, tx: Tx, action: str, address: str | None, result: str, op: _Op) -> None:
         self._audit_many(tx, [(action, address, result, op)])
 
@@ -352,13 +410,21 @@ class Warden:
         """Events for several operations at once: one head read and update (group commit)."""
         if not entries:
             return
+        default = self._caller
         try:
             self._chain.append_many(
                 tx,
-                self.principal.name,
-                self.source,
                 [
-                    (action, address, result, op.version, op.detail)
+                    (
+                        (c := op.caller or default).principal.name,
+                        c.source,
+                        c.client,
+                        action,
+                        address,
+                        result,
+                        op.version,
+                        op.detail,
+                    )
                     for action, address, result, op in entries
                 ],
             )
@@ -367,6 +433,9 @@ class Warden:
                 f"the audit event could not be written ({exc.message}); the operation was refused",
                 hint="check the database is writable and has space",
             ) from None
+        if self.event_hook is not None:
+            for action, _address, result, _op in entries:
+                self.event_hook(action, result)
 
     def _audit_alone(self, action: str, address: str | None, result: str, op: _Op) -> None:
         try:
@@ -388,12 +457,7 @@ class Warden:
     ) -> T:
         """Authorize, perform `work` in one transaction, audit it there; audit failures too."""
         op = _Op()
-        if not self._allowed(action, address):
-            self._audit_alone(action, address, "denied", op)
-            raise PermissionDenied(
-                f"{self.principal.name} may not {action} {address or 'this store'}",
-                hint="ask an admin for a grant",
-            )
+        self._authorize(action, address, op)
         try:
             if action in READ_ACTIONS if grouped is None else grouped:
                 return self._group.run(
@@ -644,17 +708,45 @@ class Warden:
     def read(self, address: str) -> Credential:
         """Every field of the current version (secrets wrapped), with the metadata."""
         addr = str(parse_address(address))
+        return self._op("read", addr, lambda tx, op: self._read_work(addr, tx, op))
 
-        def work(tx: Tx, op: _Op) -> Credential:
-            cred = self._load(tx, addr)
-            ver = self._load_version(tx, cred)
-            op.version = cred.version
-            op.detail["fields"] = sorted([*ver.secret, *ver.plain])
-            values: dict[str, Secret | str] = dict(ver.plain)
-            values.update({k: Secret(v) for k, v in self._decrypt(tx, cred, ver).items()})
-            return Credential(self._info(cred, ver, None), dict(sorted(values.items())))
+    async def aread(self, address: str) -> Credential:
+        """`read` for code on an event loop (the API server): the same check, read and event;
+        the event is group-committed off the loop and awaited before the value is returned."""
+        addr = str(parse_address(address))
+        return await self._aop("read", addr, lambda tx, op: self._read_work(addr, tx, op))
 
-        return self._op("read", addr, work)
+    def _read_work(self, addr: str, tx: Tx, op: _Op) -> Credential:
+        cred = self._load(tx, addr)
+        ver = self._load_version(tx, cred)
+        op.version = cred.version
+        op.detail["fields"] = sorted([*ver.secret, *ver.plain])
+        values: dict[str, Secret | str] = dict(ver.plain)
+        values.update({k: Secret(v) for k, v in self._decrypt(tx, cred, ver).items()})
+        return Credential(self._info(cred, ver, None), dict(sorted(values.items())))
+
+    async def _aop(self, action: str, address: str | None, work: Callable[[Tx, _Op], T]) -> T:
+        """`_op` for a read on an event loop. On an embedded (SQLite) store the snapshot read runs
+        inline (tens of microseconds); on a networked store the whole operation runs in a thread
+        so the loop never waits on the network."""
+        import asyncio
+
+        if self._store.dialect != "sqlite":
+            return await asyncio.to_thread(self._op, action, address, work)
+        op = _Op()
+        self._authorize(action, address, op)
+        try:
+            with self._store.transaction(write=False) as tx:
+                result = work(tx, op)
+        except CredwardenError as exc:
+            self._audit_failure(action, address, exc, op)
+            raise
+        if self._agroup is None:
+            from .audit.agroup import AsyncGroupCommit
+
+            self._agroup = AsyncGroupCommit(self._commit_events)
+        await self._agroup.run((action, address, "ok", op))
+        return result
 
     def headers(self, address: str) -> dict[str, Secret]:
         """The HTTP headers that authenticate with this credential (the `use` action); for a
@@ -1179,9 +1271,7 @@ class Warden:
             )
         self._check_env(parse_address(next(iter(planned))))
         for addr in planned:
-            if not self._allowed("write", addr):
-                self._audit_alone("write", addr, "denied", _Op())
-                raise PermissionDenied(f"{self.principal.name} may not write {addr}")
+            self._authorize("write", addr)
         out: _list[CredentialInfo] = []
         current = ""
         try:
@@ -1272,6 +1362,281 @@ class Warden:
                 )
         return {var: Secret(value) for var, (_a, value) in sorted(out.items())}
 
+    # -- principals, API tokens and grants ----------------------------------------------
+
+    def _access_op(self, action: str, work: Callable[[Tx, _Op], T]) -> T:
+        """A store-wide change of access (needs `admin` on `*`); every node reloads after."""
+        try:
+            return self._op(action, None, work, grouped=False)
+        finally:
+            self.access.invalidate()
+
+    def add_principal(
+        self,
+        name: str,
+        *,
+        type: str = "workflow",
+        owner: str | None = None,
+        description: str | None = None,
+        role: str | None = None,
+        pattern: str = "*",
+    ) -> PrincipalRecord:
+        """A new principal (user, workflow or service); with `role`, granted it on `pattern`
+        (and, for the admin role, on each protected environment by name)."""
+        from .access import manage
+
+        def work(tx: Tx, op: _Op) -> PrincipalRecord:
+            now = iso(utcnow())
+            rec = manage.add_principal(
+                tx,
+                name,
+                type=type,
+                owner=owner,
+                description=description,
+                created_by=self.principal.name,
+                now=now,
+            )
+            op.detail = {"principal": name, "type": type}
+            if role is not None:
+                patterns = [pattern]
+                if role == "admin" and pattern == "*":
+                    patterns += [f"{e}/*/*" for e in sorted(self.access_protected(tx))]
+                for p in patterns:
+                    manage.add_grant(
+                        tx, name, p, actions=None, role=role, created_by=rec.created_by, now=now
+                    )
+                op.detail["role"] = role
+            return rec
+
+        return self._access_op("principal.add", work)
+
+    def access_protected(self, tx: Tx) -> frozenset[str]:
+        from .access.state import protected_of
+
+        row = tx.get(NS_META, "store")
+        return protected_of(json.loads(row.body) if row is not None else {})
+
+    def principals(self) -> _list[PrincipalRecord]:
+        def work(tx: Tx, op: _Op) -> _list[PrincipalRecord]:
+            from .access.records import NS_PRINCIPAL
+
+            out = [PrincipalRecord.from_bytes(r.body) for r in tx.list(NS_PRINCIPAL)]
+            op.detail = {"count": len(out)}
+            return out
+
+        return self._op("principal.list", None, work)
+
+    def principal_info(self, name: str) -> dict[str, Any]:
+        """A principal with its grants and tokens (ids and dates, never the token)."""
+        from .access import manage
+        from .access.records import NS_APITOKEN, TokenRecord
+
+        def work(tx: Tx, op: _Op) -> dict[str, Any]:
+            rec = manage.principal(tx, name)
+            op.detail = {"principal": name}
+            tokens = [
+                TokenRecord.from_bytes(r.body).to_dict()
+                for r in tx.list(NS_APITOKEN)
+                if json.loads(r.body)["principal"] == name
+            ]
+            return {
+                **rec.to_dict(),
+                "grants": [g.to_dict() for g in self._grants_in(tx, name)],
+                "tokens": tokens,
+            }
+
+        return self._op("principal.show", None, work)
+
+    def remove_principal(self, name: str) -> dict[str, int]:
+        from .access import manage
+
+        def work(tx: Tx, op: _Op) -> dict[str, int]:
+            removed = manage.remove_principal(tx, name)
+            op.detail = {"principal": name, **removed}
+            return removed
+
+        return self._access_op("principal.remove", work)
+
+    def issue_token(
+        self, name: str, *, expires_in: int | None = None, description: str | None = None
+    ) -> tuple[dict[str, Any], Secret]:
+        """A new API token for a principal: returned once, stored only as a salted hash."""
+        from datetime import timedelta
+
+        from .access import manage
+
+        if expires_in is not None and (not isinstance(expires_in, int) or expires_in <= 0):
+            raise ValidationError("the token lifetime must be a positive number of seconds")
+
+        def work(tx: Tx, op: _Op) -> tuple[dict[str, Any], Secret]:
+            now = utcnow()
+            expires = iso(now + timedelta(seconds=expires_in)) if expires_in else None
+            rec, new = manage.add_token(
+                tx,
+                name,
+                expires_at=expires,
+                description=description,
+                created_by=self.principal.name,
+                now=iso(now),
+            )
+            op.detail = {"principal": name, "token": rec.id, "expires_at": expires}
+            return rec.to_dict(), Secret(new.text)
+
+        return self._access_op("token.issue", work)
+
+    def tokens(self, name: str | None = None) -> _list[dict[str, Any]]:
+        from .access.records import NS_APITOKEN, TokenRecord
+
+        def work(tx: Tx, op: _Op) -> _list[dict[str, Any]]:
+            recs = [TokenRecord.from_bytes(r.body) for r in tx.list(NS_APITOKEN)]
+            out = [t.to_dict() for t in recs if name is None or t.principal == name]
+            op.detail = {"count": len(out), **({"principal": name} if name else {})}
+            return out
+
+        return self._op("token.list", None, work)
+
+    def revoke_token(self, token_id: str) -> dict[str, Any]:
+        from .access import manage
+
+        def work(tx: Tx, op: _Op) -> dict[str, Any]:
+            rec = manage.revoke_token(tx, token_id, iso(utcnow()))
+            op.detail = {"principal": rec.principal, "token": rec.id}
+            return rec.to_dict()
+
+        return self._access_op("token.revoke", work)
+
+    def grant(
+        self,
+        name: str,
+        pattern: str,
+        *,
+        actions: str | Sequence[str] | None = None,
+        role: str | None = None,
+    ) -> Grant:
+        """Allow a principal `actions` (or a role's) on credentials matching `pattern`."""
+        from .access import manage
+
+        def work(tx: Tx, op: _Op) -> Grant:
+            g = manage.add_grant(
+                tx,
+                name,
+                pattern,
+                actions=list(actions) if isinstance(actions, list | tuple) else actions,  # type: ignore[arg-type]
+                role=role,
+                created_by=self.principal.name,
+                now=iso(utcnow()),
+            )
+            op.detail = {"principal": name, "pattern": g.pattern, "actions": sorted(g.actions)}
+            return g
+
+        return self._access_op("grant.add", work)
+
+    def revoke_grant(self, name: str, pattern: str, *, actions: str | None = None) -> Grant | None:
+        from .access import manage
+
+        def work(tx: Tx, op: _Op) -> Grant | None:
+            left = manage.revoke_grant(tx, name, pattern, actions=actions)
+            op.detail = {
+                "principal": name,
+                "pattern": pattern,
+                "left": sorted(left.actions) if left else [],
+            }
+            return left
+
+        return self._access_op("grant.revoke", work)
+
+    def grants(self, name: str | None = None) -> _list[Grant]:
+        def work(tx: Tx, op: _Op) -> _list[Grant]:
+            out = self._grants_in(tx, name)
+            op.detail = {"count": len(out), **({"principal": name} if name else {})}
+            return out
+
+        return self._op("grant.list", None, work)
+
+    def _grants_in(self, tx: Tx, name: str | None) -> _list[Grant]:
+        from .access.records import NS_GRANT
+
+        out = [Grant.from_dict(json.loads(r.body)) for r in tx.list(NS_GRANT)]
+        return sorted(
+            (g for g in out if name is None or g.principal == name),
+            key=lambda g: (g.principal, g.pattern),
+        )
+
+    def protect_environment(self, env: str, protected: bool = True) -> _list[str]:
+        """Mark an environment protected: grants must then name it (no `*` environment)."""
+        from .access import manage
+
+        def work(tx: Tx, op: _Op) -> _list[str]:
+            out = manage.set_protected(tx, env, protected)
+            op.detail = {"environment": env, "protected": protected}
+            return out
+
+        return self._access_op("environment.protect", work)
+
+    def protected_environments(self) -> _list[str]:
+        return sorted(self.access.current().protected)
+
+    def authenticate(self, token: str, *, client: dict[str, Any] | None = None) -> Principal:
+        """The principal an API token belongs to; an unknown, expired or revoked token (or one
+        whose principal was removed) is refused, and the refusal audited."""
+        from .access.tokens import secret_matches, split_token
+
+        parts = split_token(token)
+        rec = self.access.token(parts[0]) if parts else None
+        now = iso(utcnow())
+        reason = None
+        if parts is None:
+            reason = "malformed"
+        elif rec is None or not secret_matches(rec.salt, rec.hash, parts[1]):
+            reason = "unknown"
+        elif rec.revoked_at is not None:
+            reason = "revoked"
+        elif rec.expires_at is not None and rec.expires_at <= now:
+            reason = "expired"
+        elif rec.principal not in self.access.current().principals:
+            self.access.invalidate()
+            if rec.principal not in self.access.current().principals:
+                reason = "principal_removed"
+        if reason is not None:
+            op = _Op(detail={"reason": reason})
+            named = rec.principal if rec is not None and reason != "unknown" else "anonymous"
+            op.caller = Caller(Principal(named, "unknown"), "api", client)
+            self._audit_alone("authenticate", None, "denied", op)
+            raise Unauthenticated(
+                f"the API token is {'not valid' if reason in ('malformed', 'unknown') else reason}",
+                hint="ask an admin for a new one: credwarden principal token NAME",
+            )
+        assert rec is not None
+        self._token_use[rec.id] = now
+        p = self.access.current().principals[rec.principal]
+        return Principal(p.name, p.type)
+
+    def note_lockout(self, ip: str, client: dict[str, Any]) -> None:
+        """Audit (once per lock-out) that a source is refused after repeated bad tokens."""
+        op = _Op(detail={"reason": "too_many_failures"})
+        op.caller = Caller(Principal("anonymous", "unknown"), "api", client)
+        self._audit_alone("authenticate", None, "rate_limited", op)
+
+    def health(self) -> dict[str, Any]:
+        """Whether the store answers (for /healthz: no credential data, no audit event)."""
+        try:
+            with self._store.transaction(write=False) as tx:
+                tx.get(NS_META, "store")
+            reachable = True
+        except StoreError:
+            reachable = False
+        return {"store": self._store.dialect, "store_reachable": reachable}
+
+    def flush_token_use(self) -> int:
+        """Write the tokens' last-use times kept in memory (the scheduler calls this)."""
+        from .access import manage
+
+        used, self._token_use = self._token_use, {}
+        if not used:
+            return 0
+        with self._store.transaction() as tx:
+            return manage.record_use(tx, used)
+
     # -- audit and keys ------------------------------------------------------------------
 
     def audit_events(
@@ -1305,9 +1670,7 @@ class Warden:
 
     def verify_audit(self) -> VerifyReport:
         """Check the whole chain; the report names the first bad event."""
-        if not self._allowed("admin", None):
-            self._audit_alone("audit.verify", None, "denied", _Op())
-            raise PermissionDenied(f"{self.principal.name} may not verify the audit log")
+        self._authorize("audit.verify", None)
         with self._store.transaction(write=False) as tx:
             head = tx.audit_head()
             report = self._chain.verify(tx.audit_scan(), head)

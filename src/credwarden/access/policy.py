@@ -1,18 +1,23 @@
-"""The access check the facade makes before every operation (grants arrive with the server)."""
+"""The access check the facade makes before every operation: deny unless a grant allows it."""
 
 from __future__ import annotations
 
 import os
-from typing import Final, NamedTuple, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
-ACTIONS: Final = ("describe", "use", "read", "write", "rotate", "admin")
+from .grants import ACTIONS, required_action
+
+if TYPE_CHECKING:
+    from .state import AccessCache
 
 
 class Principal(NamedTuple):
+    """Who is calling. `root` is the local holder of the master key, who can decrypt
+    everything anyway and so is not limited by grants (as Vault's root token)."""
+
     name: str
     type: str = "user"
-    owner: bool = False
-    """The local holder of the master key: may do everything."""
+    root: bool = False
 
 
 class Policy(Protocol):
@@ -20,10 +25,25 @@ class Policy(Protocol):
 
 
 class OwnerPolicy:
-    """Until grants exist: the master-key holder may do everything, anyone else nothing."""
+    """Only the master-key holder, nobody else (a store without grants)."""
 
     def allows(self, principal: Principal, action: str, address: str | None) -> bool:
-        return principal.owner
+        return principal.root
+
+
+class GrantPolicy:
+    """Root may do everything; anyone else what their grants allow (deny by default)."""
+
+    def __init__(self, access: AccessCache) -> None:
+        self.access = access
+
+    def allows(self, principal: Principal, action: str, address: str | None) -> bool:
+        if principal.root:
+            return True
+        needed = required_action(action)
+        if needed is None:
+            return False
+        return self.access.current().grants_index.allows(principal.name, needed, address)
 
 
 def local_principal() -> Principal:
@@ -34,4 +54,7 @@ def local_principal() -> Principal:
         user = pwd.getpwuid(os.getuid()).pw_name
     except (ImportError, KeyError):
         user = os.environ.get("USERNAME") or os.environ.get("USER") or "unknown"
-    return Principal(f"local:{user}", "user", owner=True)
+    return Principal(f"local:{user}", "user", root=True)
+
+
+__all__ = ["ACTIONS", "GrantPolicy", "OwnerPolicy", "Policy", "Principal", "local_principal"]

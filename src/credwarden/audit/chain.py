@@ -33,6 +33,12 @@ def canonical(obj: dict[str, Any]) -> str:
     return _CANONICAL(obj)
 
 
+EventIn = tuple[
+    str, str, "dict[str, Any] | None", str, "str | None", str, "int | None", "dict[str, Any] | None"
+]
+"""(principal, source, client, action, address, result, version, detail) of one new event."""
+
+
 class AuditEvent(NamedTuple):
     """One operation as recorded: never a secret value."""
 
@@ -47,6 +53,8 @@ class AuditEvent(NamedTuple):
     host: str
     pid: int
     detail: dict[str, Any]
+    client: dict[str, Any] | None = None
+    """For calls over the API: the caller's address, user agent and token id."""
 
     def to_dict(self) -> dict[str, Any]:
         return self._asdict()
@@ -108,38 +116,35 @@ class AuditChain:
         detail: dict[str, Any] | None = None,
     ) -> int:
         """Append one event in `tx`; return its seq."""
-        return self.append_many(tx, principal, source, [(action, address, result, version, detail)])
+        return self.append_many(
+            tx, [(principal, source, None, action, address, result, version, detail)]
+        )
 
-    def append_many(
-        self,
-        tx: Tx,
-        principal: str,
-        source: str,
-        events: Sequence[tuple[str, str | None, str, int | None, dict[str, Any] | None]],
-    ) -> int:
-        """Append (action, address, result, version, detail) events with one head read and one
-        head update (group commit); return the last seq."""
+    def append_many(self, tx: Tx, events: Sequence[EventIn]) -> int:
+        """Append (principal, source, client, action, address, result, version, detail) events
+        with one head read and one head update (group commit); return the last seq."""
         head = tx.audit_head()
         seq, prev = (head.seq, head.hash) if head and head.seq else (0, GENESIS)
         rows = []
         ts = now_iso()
-        for action, address, result, version, detail in events:
+        for principal, source, client, action, address, result, version, detail in events:
             seq += 1
-            body = _CANONICAL(
-                {
-                    "seq": seq,
-                    "ts": ts,
-                    "principal": principal,
-                    "action": action,
-                    "address": address,
-                    "version": version,
-                    "result": result,
-                    "source": source,
-                    "host": self.host,
-                    "pid": self.pid,
-                    "detail": detail or {},
-                }
-            )
+            event = {
+                "seq": seq,
+                "ts": ts,
+                "principal": principal,
+                "action": action,
+                "address": address,
+                "version": version,
+                "result": result,
+                "source": source,
+                "host": self.host,
+                "pid": self.pid,
+                "detail": detail or {},
+            }
+            if client:
+                event["client"] = client
+            body = _CANONICAL(event)
             prev = self.link(prev, body)
             rows.append(AuditRow(seq, body, prev))
         tx.audit_append(rows, AuditHead(seq, prev, self.head_mac(seq, prev)))

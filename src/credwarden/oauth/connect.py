@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..address import parse_address
-from ..errors import AlreadyExists, PermissionDenied, ValidationError
+from ..errors import AlreadyExists, ValidationError
 from ..kinds import get_kind
 from ..model import NS_CRED, NS_VERSION, CredentialInfo, CredentialRecord, version_key
 from ..timeutil import iso, utcnow
@@ -53,9 +53,7 @@ def connect(
         )
     w._check_env(a)
     prov = load_catalog(w.settings.home).get(provider)
-    if not w._allowed("write", addr):
-        w._audit_alone("write", addr, "denied", _op())
-        raise PermissionDenied(f"{w.principal.name} may not write {addr}")
+    w._authorize("write", addr)
     auth = _client(w, client_addr, prov.oauth2.token_auth_method if prov.oauth2 else None)
     if grant == "client_credentials":
         conn = client_credentials(prov, auth, scopes=scopes, template_vars=template_vars)
@@ -82,12 +80,6 @@ def connect(
 
 def _print_url(url: str) -> None:
     print(url, flush=True)
-
-
-def _op() -> _Op:
-    from ..warden import _Op
-
-    return _Op()
 
 
 def _client(w: Warden, client_addr: str, default_method: str | None) -> ClientAuth:

@@ -91,6 +91,7 @@ def access_token(
     """A valid access token for an oauth2 connection, refreshed first if needed. `rejected` is a
     token the API refused (401): refresh unless the stored token is already another one."""
     addr = str(parse_address(address))
+    w._authorize("use", addr)  # before joining a flight: a waiter is handed the token
     seen: int | None = None
     force = rejected is not None
     want = leeway
@@ -186,11 +187,11 @@ def _refresh(
         with flights.guard:
             flight.closed = True
             waiters = list(flight.waiters)
-        if waiters:  # each waiting caller's failed `use` is audited too
+        if waiters:  # each waiting caller's failed `use` is audited too (under its own name)
             code = getattr(flight.error, "code", "error")
-            w._commit_events(
-                [("use", addr, "error", _op_of(None, {"error": code})) for _ in waiters]
-            )
+            for waiter in waiters:
+                waiter.detail = {"error": code}
+            w._commit_events([("use", addr, "error", waiter) for waiter in waiters])
         raise
     finally:
         with flights.guard:

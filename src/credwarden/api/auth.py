@@ -1,0 +1,89 @@
+"""Bearer-token authentication of API calls, and the brake on failed attempts per source."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from typing import Any, NamedTuple
+
+from ..access.policy import Principal
+from ..errors import RateLimited, Unauthenticated
+from ..warden import Warden
+
+MAX_FAILURES = 10
+WINDOW_S = 60.0
+
+
+class ApiCaller(NamedTuple):
+    principal: Principal
+    client: dict[str, Any]
+
+
+class FailureBrake:
+    """After MAX_FAILURES failed authentications from one address within WINDOW_S seconds, that
+    address is refused (429) until the window has passed: guessing tokens gets nowhere, and
+    the audit log records the lock-out once instead of every guess."""
+
+    def __init__(self, max_failures: int = MAX_FAILURES, window: float = WINDOW_S) -> None:
+        self.max_failures = max_failures
+        self.window = window
+        self._failures: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def blocked(self, ip: str) -> bool:
+        with self._lock:
+            q = self._failures.get(ip)
+            if not q:
+                return False
+            cutoff = time.monotonic() - self.window
+            while q and q[0] < cutoff:
+                q.popleft()
+            if not q:
+                del self._failures[ip]
+            return len(q) >= self.max_failures
+
+    def failed(self, ip: str) -> bool:
+        """Record a failure; True when this one reaches the limit (audit the lock-out)."""
+        with self._lock:
+            if len(self._failures) > 100_000:  # bounded memory under a spray of sources
+                self._failures.clear()
+            q = self._failures.setdefault(ip, deque())
+            q.append(time.monotonic())
+            return len(q) == self.max_failures
+
+
+def bearer(header: str | None) -> str | None:
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def authenticate(
+    warden: Warden, brake: FailureBrake, header: str | None, ip: str, user_agent: str | None
+) -> ApiCaller:
+    """The caller of a request, or Unauthenticated (401) / RateLimited (429)."""
+    client: dict[str, Any] = {"ip": ip}
+    if user_agent:
+        client["user_agent"] = user_agent[:200]
+    if brake.blocked(ip):
+        raise RateLimited(
+            f"too many failed authentications from {ip}",
+            hint=f"wait {int(brake.window)} s and use a valid token",
+        )
+    token = bearer(header)
+    if token is None:
+        # No token at all is not a guess: refused, not counted or audited per request.
+        raise Unauthenticated(
+            "this route needs an API token",
+            hint="send `Authorization: Bearer TOKEN` (credwarden principal token NAME)",
+        )
+    try:
+        principal = warden.authenticate(token, client=client)
+    except Unauthenticated:
+        if brake.failed(ip):
+            warden.note_lockout(ip, client)
+        raise
+    client["token"] = token[4:16]  # the token's id (never its secret)
+    return ApiCaller(principal, client)
