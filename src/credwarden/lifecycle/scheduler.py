@@ -1,0 +1,432 @@
+"""Keeps credentials healthy with nobody asking: `credwarden serve`'s jobs, once per interval.
+
+A shared job runs on one node per interval across every node sharing the store:
+the node takes the store lock `job:NAME` (skipping quietly when another node holds
+it), then reads the job's lease record (namespace "job", key NAME) and runs the job
+only when the last run finished at least `every` seconds ago. The record is marked
+started before the run and finished after it; the lock dies with its holder (an OS
+file lock, a PostgreSQL session), so a job whose node died mid-run is simply due
+again, and the next node to tick runs it. A job that is not shared (flushing this
+node's in-memory counters) runs on every node, timed in memory.
+
+Jobs run on one long-lived worker thread per scheduler, not on the thread holding
+the job's lock: a job takes store locks of its own (a refresh lock per connection),
+and on PostgreSQL a lock that times out closes its thread's lock session -- which
+would silently drop the job's lock along with it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import socket
+import threading
+import time
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
+
+from ..errors import Conflict, CredwardenError, LockTimeout
+from ..timeutil import iso, parse_iso, utcnow
+
+if TYPE_CHECKING:
+    from ..warden import Warden
+
+NS_JOB: Final = "job"
+LOCK_WAIT_S: Final = 0.05
+"""How long a node waits for a shared job's lock: a holder is running the job, so never long."""
+
+REFRESH_EVERY_S: Final = 30.0
+REFRESH_WITHIN_S: Final = 300
+SWEEP_EVERY_S: Final = 3600.0
+TOKEN_USE_EVERY_S: Final = 10.0
+ALERT_STATES: Final = ("expiring", "expired", "rotation_due", "needs_reauth")
+
+logger = logging.getLogger("credwarden.scheduler")
+
+
+class Job(NamedTuple):
+    """A job: `run(warden)` every `every` seconds; `shared` ones once per interval across all
+    nodes, the others on each node (for per-node state such as in-memory counters)."""
+
+    name: str
+    every: float
+    run: Callable[[Warden], dict[str, Any]]
+    shared: bool = True
+
+
+class _State:
+    """What this node knows of one job."""
+
+    __slots__ = (
+        "error",
+        "finished_at",
+        "mutex",
+        "node",
+        "not_before",
+        "result",
+        "running",
+        "started_at",
+    )
+
+    def __init__(self) -> None:
+        self.mutex = threading.Lock()  # one run of a job at a time in this process
+        self.running = False
+        self.not_before = 0.0  # wall-clock time before which the job is known not to be due
+        self.started_at: str | None = None
+        self.finished_at: str | None = None
+        self.node: str | None = None
+        self.result: dict[str, Any] | None = None
+        self.error: dict[str, Any] | None = None
+
+
+class _Call:
+    __slots__ = ("done", "error", "fn", "result")
+
+    def __init__(self, fn: Callable[[], dict[str, Any]]) -> None:
+        self.fn = fn
+        self.done = threading.Event()
+        self.result: dict[str, Any] = {}
+        self.error: BaseException | None = None
+
+
+class _Worker:
+    """One daemon thread running the jobs handed to it, started on first use."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._guard = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._calls: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
+
+    def call(self, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """Run `fn` on the worker thread and wait for it; its exception is raised here."""
+        c = _Call(fn)
+        with self._guard:
+            if self._thread is None:
+                self._calls = queue.SimpleQueue()
+                self._thread = threading.Thread(
+                    target=self._loop, args=(self._calls,), name=self._name, daemon=True
+                )
+                self._thread.start()
+            self._calls.put(c)
+        c.done.wait()
+        if c.error is not None:
+            raise c.error
+        return c.result
+
+    @staticmethod
+    def _loop(calls: queue.SimpleQueue[_Call | None]) -> None:
+        while (c := calls.get()) is not None:
+            try:
+                c.result = c.fn()
+            except BaseException as exc:  # handed to the caller, which decides
+                c.error = exc
+            finally:
+                c.done.set()
+
+    def close(self) -> None:
+        """Let the thread end once the calls already handed over are done."""
+        with self._guard:
+            if self._thread is not None:
+                self._calls.put(None)
+                self._thread = None
+
+
+class Scheduler:
+    """Runs `jobs` against `warden`: in a daemon thread (`start`/`stop`) every `tick`
+    seconds, or one pass at a time (`run_pending`)."""
+
+    def __init__(
+        self,
+        warden: Warden,
+        jobs: Sequence[Job],
+        *,
+        tick: float = 1.0,
+        node: str | None = None,
+    ) -> None:
+        names = [j.name for j in jobs]
+        if len(set(names)) != len(names):
+            raise ValueError("job names must be unique")
+        if any(not j.every > 0 for j in jobs) or not tick > 0:
+            raise ValueError("job intervals and the tick must be positive")
+        self._warden = warden
+        self._jobs = list(jobs)
+        self._tick = tick
+        self.node = node or f"{socket.gethostname()}:{os.getpid()}"
+        self._states = {j.name: _State() for j in self._jobs}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._worker = _Worker(f"credwarden-jobs[{self.node}]")
+
+    @property
+    def jobs(self) -> list[Job]:
+        return list(self._jobs)
+
+    # -- the thread ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Run the jobs in a daemon thread until `stop` (a no-op when already running)."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(
+            target=self._loop, name=f"credwarden-scheduler[{self.node}]", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self, timeout: float | None = 30.0) -> bool:
+        """Start no more jobs, let a running one finish and the thread end; False when it is
+        still running after `timeout` seconds."""
+        self._stop.set()
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+            if thread.is_alive():
+                return False
+            self._thread = None
+        self._worker.close()
+        return True
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._pass(stoppable=True)
+            except Exception as exc:  # never let the thread die
+                logger.error("scheduler pass failed: %s", _describe(exc))
+            self._stop.wait(self._tick)
+
+    # -- one pass --------------------------------------------------------------------------
+
+    def run_pending(self) -> list[str]:
+        """Run, once, each job due on this node; the names of those it ran (failed ones too)."""
+        return self._pass(stoppable=False)
+
+    def _pass(self, *, stoppable: bool) -> list[str]:
+        ran: list[str] = []
+        for job in self._jobs:
+            if stoppable and self._stop.is_set():
+                break
+            try:
+                if self._run_if_due(job):
+                    ran.append(job.name)
+            except Exception as exc:  # the store around the job failed: retried next tick
+                logger.error("job %s: could not be scheduled: %s", job.name, _describe(exc))
+        return ran
+
+    def _run_if_due(self, job: Job) -> bool:
+        state = self._states[job.name]
+        if time.time() < state.not_before:
+            return False
+        if not state.mutex.acquire(blocking=False):
+            return False  # running in another thread of this process
+        try:
+            if not job.shared:
+                self._execute(job, state, iso(utcnow()))
+                state.not_before = time.time() + job.every
+                return True
+            with ExitStack() as stack:
+                try:
+                    stack.enter_context(
+                        self._warden._store.lock(f"job:{job.name}", timeout=LOCK_WAIT_S)
+                    )
+                except LockTimeout:
+                    return False  # another node is running it
+                return self._run_shared(job, state)
+        finally:
+            state.mutex.release()
+
+    def _run_shared(self, job: Job, state: _State) -> bool:
+        """Under the job's lock: run it if its last run finished `every` seconds ago."""
+        store = self._warden._store
+        with store.transaction(write=False) as tx:
+            rec = tx.get(NS_JOB, job.name)
+        lease = _decode(job.name, rec.body) if rec is not None else {}
+        finished_ts = _timestamp(lease.get("finished_at"))
+        finished = lease["finished_at"] if finished_ts is not None else None
+        if finished_ts is not None:
+            due_at = finished_ts + job.every
+            if time.time() < due_at:
+                state.not_before = due_at  # only a later run can move it
+                return False
+        started = iso(utcnow())
+        body = {"started_at": started, "node": self.node, "finished_at": finished}
+        try:
+            with store.transaction() as tx:
+                rev = tx.put(NS_JOB, job.name, _encode(body), rev=rec.rev if rec else 0)
+        except Conflict:  # written without the lock: someone else's business this time
+            logger.warning("job %s: its lease record changed under the lock; skipped", job.name)
+            return False
+        outcome = self._execute(job, state, started)
+        with store.transaction() as tx:
+            tx.put(NS_JOB, job.name, _encode({**body, **outcome}), rev=rev)
+        state.not_before = parse_iso(outcome["finished_at"]).timestamp() + job.every
+        return True
+
+    def _execute(self, job: Job, state: _State, started: str) -> dict[str, Any]:
+        """Run the job on the worker; {"finished_at", "seconds", and "result" or "error"}."""
+        state.running, state.started_at, state.node = True, started, self.node
+        t0 = time.monotonic()
+        outcome: dict[str, Any]
+        try:
+            result = self._worker.call(lambda: job.run(self._warden))
+            if not isinstance(result, dict):
+                raise TypeError("a job must return a dict")
+            json.dumps(result)  # must fit the lease record
+            outcome = {"result": result}
+        except Exception as exc:
+            outcome = {"error": _error_of(exc)}
+            logger.error(
+                "job %s failed after %.3f s: %s", job.name, time.monotonic() - t0, _describe(exc)
+            )
+        else:
+            logger.debug("job %s done in %.3f s", job.name, time.monotonic() - t0)
+        finally:
+            state.running = False
+        outcome["finished_at"] = iso(utcnow())
+        outcome["seconds"] = round(time.monotonic() - t0, 3)
+        state.finished_at = outcome["finished_at"]
+        state.result = outcome.get("result")
+        state.error = outcome.get("error")
+        return outcome
+
+    # -- status ----------------------------------------------------------------------------
+
+    def status(self) -> list[dict[str, Any]]:
+        """Per job: its last run (across nodes for a shared job, from its lease record) and
+        whether this node is running it now."""
+        leases: dict[str, dict[str, Any]] = {}
+        if any(j.shared for j in self._jobs):
+            try:
+                with self._warden._store.transaction(write=False) as tx:
+                    leases = {r.key: _decode(r.key, r.body) for r in tx.list(NS_JOB)}
+            except CredwardenError as exc:
+                logger.warning("job status: cannot read the lease records: %s", _describe(exc))
+        out = []
+        for job in self._jobs:
+            state = self._states[job.name]
+            lease = leases.get(job.name) if job.shared else None
+            if lease is None:
+                lease = {
+                    "started_at": state.started_at,
+                    "finished_at": state.finished_at,
+                    "node": state.node,
+                    "result": state.result,
+                    "error": state.error,
+                }
+            out.append(
+                {
+                    "name": job.name,
+                    "every": job.every,
+                    "shared": job.shared,
+                    "last_started_at": lease.get("started_at"),
+                    "last_finished_at": lease.get("finished_at"),
+                    "last_node": lease.get("node"),
+                    "last_result": lease.get("result"),
+                    "last_error": lease.get("error"),
+                    "running": state.running,
+                }
+            )
+        return out
+
+
+# -- the default jobs ------------------------------------------------------------------------
+
+
+def default_jobs() -> list[Job]:
+    """The jobs `credwarden serve` runs."""
+    return [
+        Job("refresh", REFRESH_EVERY_S, refresh_job),
+        Job("expiry-sweep", SWEEP_EVERY_S, expiry_sweep_job),
+        Job("token-use", TOKEN_USE_EVERY_S, token_use_job, shared=False),
+    ]
+
+
+def refresh_job(w: Warden) -> dict[str, Any]:
+    """Refresh the OAuth connections expiring within REFRESH_WITHIN_S. `refresh_due` reports
+    per connection only whether it now holds a valid token, not whether it was refreshed."""
+    results = w.refresh_due(within=REFRESH_WITHIN_S)
+    failures = [
+        {"address": r.get("address"), "error": r.get("error")} for r in results if not r.get("ok")
+    ]
+    return {
+        "checked": len(results),
+        "ok": len(results) - len(failures),
+        "failed": len(failures),
+        "failures": failures,
+    }
+
+
+def expiry_sweep_job(w: Warden) -> dict[str, Any]:
+    """Count the credentials that are expiring, expired, due for rotation or need
+    re-authentication, and tell `w.alert_hook` (when set) about each one."""
+    counts = dict.fromkeys(ALERT_STATES, 0)
+    alerted = hook_errors = 0
+    hook = w.alert_hook
+    for info in w.list():
+        if info.health not in counts:
+            continue
+        counts[info.health] += 1
+        if hook is None:
+            continue
+        detail = {
+            "health": info.health,
+            "expires_at": info.expires_at,
+            "rotated_at": info.rotated_at,
+            "rotate_every": info.rotate_every,
+        }
+        try:
+            hook(info.health, info.address, detail)
+            alerted += 1
+        except Exception as exc:  # one failing alert does not hide the others
+            hook_errors += 1
+            logger.warning("alert hook failed for %s: %s", info.address, _describe(exc))
+    return {**counts, "alerted": alerted, "hook_errors": hook_errors}
+
+
+def token_use_job(w: Warden) -> dict[str, Any]:
+    """Write this node's in-memory API token last-use times."""
+    return {"flushed": w.flush_token_use()}
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _error_of(exc: BaseException) -> dict[str, Any]:
+    """An error fit for the record: credwarden's own messages are safe to show; anything else
+    only by type, as its text may carry a secret."""
+    if isinstance(exc, CredwardenError):
+        return {"type": type(exc).__name__, "code": exc.code, "message": exc.message}
+    return {"type": type(exc).__name__}
+
+
+def _describe(exc: BaseException) -> str:
+    err = _error_of(exc)
+    return f"{err['type']}: {err['message']}" if "message" in err else err["type"]
+
+
+def _timestamp(text: object) -> float | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        return parse_iso(text).timestamp()
+    except ValueError:
+        return None
+
+
+def _encode(body: dict[str, Any]) -> bytes:
+    return json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
+
+
+def _decode(name: str, body: bytes) -> dict[str, Any]:
+    """A lease record; an unreadable one counts as none (the next run rewrites it)."""
+    try:
+        lease = json.loads(body)
+    except ValueError:
+        lease = None
+    if not isinstance(lease, dict):
+        logger.warning("job %s: unreadable lease record, ignored", name)
+        return {}
+    return lease
