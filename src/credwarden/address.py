@@ -43,8 +43,22 @@ def _check_segment(label: str, seg: str, whole: str) -> None:
         )
 
 
+_ADDR_CACHE: dict[str, Address] = {}
+
+
 def parse_address(text: str) -> Address:
     """Parse `env/service/name`; raise InvalidAddress naming the bad part."""
+    hit = _ADDR_CACHE.get(text) if isinstance(text, str) else None
+    if hit is not None:
+        return hit
+    result = _parse_address(text)
+    if len(_ADDR_CACHE) >= 4096:  # a server reads the same few addresses many times
+        _ADDR_CACHE.clear()
+    _ADDR_CACHE[text] = result
+    return result
+
+
+def _parse_address(text: str) -> Address:
     if not isinstance(text, str):
         raise InvalidAddress("an address must be text")
     shown = text if len(text) <= 200 else text[:200] + "…"

@@ -716,6 +716,20 @@ class Warden:
         addr = str(parse_address(address))
         return await self._aop("read", addr, lambda tx, op: self._read_work(addr, tx, op))
 
+    async def aread_values(self, address: str) -> tuple[int, dict[str, str]]:
+        """The current version number and every field's value: `aread` without the metadata
+        (health, usage), for the API's value route."""
+        addr = str(parse_address(address))
+        return await self._aop("read", addr, lambda tx, op: self._values_work(addr, tx, op))
+
+    def _values_work(self, addr: str, tx: Tx, op: _Op) -> tuple[int, dict[str, str]]:
+        cred = self._load(tx, addr)
+        ver = self._load_version(tx, cred)
+        op.version = cred.version
+        op.detail["fields"] = sorted([*ver.secret, *ver.plain])
+        values = {**ver.plain, **self._decrypt(tx, cred, ver)}
+        return cred.version, dict(sorted(values.items()))
+
     def _read_work(self, addr: str, tx: Tx, op: _Op) -> Credential:
         cred = self._load(tx, addr)
         ver = self._load_version(tx, cred)
@@ -1583,7 +1597,7 @@ class Warden:
 
         parts = split_token(token)
         rec = self.access.token(parts[0]) if parts else None
-        now = iso(utcnow())
+        now = _now_second()
         reason = None
         if parts is None:
             reason = "malformed"
@@ -1634,8 +1648,14 @@ class Warden:
         used, self._token_use = self._token_use, {}
         if not used:
             return 0
-        with self._store.transaction() as tx:
-            return manage.record_use(tx, used)
+        try:
+            with self._store.transaction() as tx:
+                return manage.record_use(tx, used)
+        except BaseException:
+            for k, v in used.items():  # kept for the next flush
+                if self._token_use.get(k, "") < v:
+                    self._token_use[k] = v
+            raise
 
     # -- audit and keys ------------------------------------------------------------------
 
@@ -1751,6 +1771,20 @@ class Warden:
         aad = dek_aad(cred_id, int(version))
         ver = ver._replace(dek=b64e(self._keyring.wrap(self._keyring.unwrap(wrapped, aad), aad)))
         tx.put(NS_VERSION, key, ver.to_bytes(), rev=rec.rev)
+
+
+_NOW: list[Any] = [0, ""]
+
+
+def _now_second() -> str:
+    """The current time as stored (ISO, UTC), recomputed once per second: token expiry and
+    last-use times need no finer grain, and the check runs on every API request."""
+    import time
+
+    second = int(time.time())
+    if _NOW[0] != second:
+        _NOW[0], _NOW[1] = second, iso(utcnow())
+    return str(_NOW[1])
 
 
 def env_var_address(env: str, service: str, var: str) -> str:

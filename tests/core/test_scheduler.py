@@ -92,15 +92,15 @@ def test_a_shared_job_runs_again_once_its_interval_has_passed(
     warden: Warden, open_warden: Callable[..., Warden]
 ) -> None:
     body = Counter()
-    job = Job("often", 0.2, body)
+    job = Job("often", 0.4, body)
     a = Scheduler(open_warden(), [job], node="node-a")
     b = Scheduler(open_warden(), [job], node="node-b")
     assert a.run_pending() == ["often"]
     assert b.run_pending() == [] and a.run_pending() == []
-    time.sleep(0.25)
+    time.sleep(0.45)
     assert b.run_pending() == ["often"]
     assert a.run_pending() == []
-    time.sleep(0.25)
+    time.sleep(0.45)
     results = _together(a.run_pending, b.run_pending)
     assert sorted(n for r in results for n in r) == ["often"]
     assert body.runs == 3
@@ -273,7 +273,7 @@ def test_a_job_whose_node_died_mid_run_runs_on_another_node(warden: Warden) -> N
         assert proc.stdout is not None and proc.stderr is not None
         try:
             line = proc.stdout.readline()
-            assert line.strip() == "started", proc.stderr.read() if not line else line
+            assert line.strip() == "started", line or proc.stderr.read()
             assert parent.run_pending() == []  # the child holds the job's lock
             st = _status(parent, "crashy")
             assert st["last_node"] == "child" and st["last_started_at"]

@@ -310,7 +310,7 @@ class GrantIndex:
                 for c in group:
                     if (
                         action in c.allowed
-                        and True
+                        and _seg_matches(name, c.name, c.name_wild)
                         and _seg_matches(service, c.service, c.service_wild)
                         and _seg_matches(env, c.env, c.env_wild)
                     ):

@@ -277,9 +277,9 @@ def create_app(warden: Warden, *, brake: FailureBrake | None = None) -> FastAPI:
         summary="The fields' values (read; audited before they are returned)",
     )
     async def value(c: Caller, env: str, service: str, name: str) -> dict[str, str]:
-        cred = await arun(c, lambda: warden.aread(addr(env, service, name)))
+        version, values = await arun(c, lambda: warden.aread_values(addr(env, service, name)))
         return JSONResponse(  # type: ignore[return-value]
-            cred.reveal(), headers={"x-credwarden-version": str(cred.info.version)}
+            values, headers={"x-credwarden-version": str(version)}
         )
 
     def token_of(

@@ -55,9 +55,9 @@ class FastReads:
         try:
             caller = authenticate(w, self.app.state.brake, auth, ip, agent)
             with w.acting_as(caller.principal, client=caller.client):
-                cred = await w.aread(address)
-            status, body = 200, _ENCODE(cred.reveal()).encode()
-            headers.append((b"x-credwarden-version", str(cred.info.version).encode()))
+                version, values = await w.aread_values(address)
+            status, body = 200, _ENCODE(values).encode()
+            headers.append((b"x-credwarden-version", str(version).encode()))
         except CredwardenError as exc:
             status, body = status_of(exc), _ENCODE(exc.to_dict()).encode()
             if status == 401:

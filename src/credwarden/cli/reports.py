@@ -1,8 +1,9 @@
-"""`credwarden report expiring|rotation|unused`: lifecycle reports over credential metadata."""
+"""`credwarden report expiring|rotation|unused|permissions`: lifecycle and access reviews."""
 
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import click
 
@@ -14,7 +15,8 @@ from .output import print_json, print_table
 
 @click.group()
 def report() -> None:
-    """Lifecycle reports: what expires, what is due for rotation, what nobody uses."""
+    """Lifecycle reports: what expires, what is due for rotation, what nobody uses, and
+    which grants are wider than what they are used for."""
 
 
 def _show(
@@ -105,3 +107,81 @@ def unused(days: int, as_json: bool) -> None:
         ("ADDRESS", "KIND", "HEALTH", "OWNER", "LAST USE"),
         f"everything was used in the last {days} days",
     )
+
+
+_BROAD_ACTIONS = frozenset({"read", "write", "admin"})
+
+
+@report.command()
+@click.option(
+    "--days",
+    default=90,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="A grant not used for this many days is flagged unused.",
+)
+@click.option("--principal", "principal_name", metavar="P", help="Only this principal's grants.")
+@click.option("--flagged", is_flag=True, help="Only grants with at least one flag.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+def permissions(days: int, principal_name: str | None, flagged: bool, as_json: bool) -> None:
+    """Least-privilege review: every grant, when its principal last used it, and flags.
+
+    \b
+    Flags:
+      unused  the principal never used anything the grant covers, or not in DAYS days
+      broad   a wildcard environment or service with read, write or admin
+      admin   the grant includes admin
+    """
+    from ..access.grants import GrantIndex, required_action
+
+    cutoff = utcnow() - timedelta(days=days)
+    with open_warden() as w:
+        grants = w.grants(principal_name)
+        protected = w.protected_environments()
+        events = {name: w.audit_events(principal=name) for name in {g.principal for g in grants}}
+    rows: list[dict[str, Any]] = []
+    for g in grants:
+        index = GrantIndex([g], protected)
+        last = None
+        for ev in reversed(events[g.principal]):
+            if (
+                ev.result == "ok"
+                and ev.address is not None
+                and index.allows(g.principal, required_action(ev.action), ev.address)
+            ):
+                last = ev.ts
+                break
+        flags = []
+        if last is None or parse_iso(last) <= cutoff:
+            flags.append("unused")
+        env, service, _name = g.pattern.split("/")
+        if (_wild(env) or _wild(service)) and g.actions & _BROAD_ACTIONS:
+            flags.append("broad")
+        if "admin" in g.actions:
+            flags.append("admin")
+        if flagged and not flags:
+            continue
+        rows.append({**g.to_dict(), "last_used_at": last, "flags": flags})
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        click.echo("no grants are flagged" if flagged else "no grants", err=True)
+        return
+    print_table(
+        ("PRINCIPAL", "PATTERN", "ACTIONS", "LAST USE", "FLAGS"),
+        [
+            (
+                r["principal"],
+                r["pattern"],
+                ",".join(r["actions"]),
+                (r["last_used_at"] or "")[:10] or "never",
+                ",".join(r["flags"]),
+            )
+            for r in rows
+        ],
+    )
+
+
+def _wild(segment: str) -> bool:
+    return "*" in segment or "?" in segment

@@ -61,29 +61,47 @@ def init(passphrase: bool, as_json: bool) -> None:
 
 
 @click.group(invoke_without_command=True)
+@click.option("--protected", "only_protected", is_flag=True, help="Only the protected ones.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
 @click.pass_context
-def environments(ctx: click.Context, as_json: bool) -> None:
-    """List the environments (the first part of every address), or add one."""
+def environments(ctx: click.Context, only_protected: bool, as_json: bool) -> None:
+    """List the environments (the first part of every address), add one, or protect one.
+
+    A protected environment (prod by default) is reached only by grants that name it:
+    a wildcard environment such as '*/stripe/*' does not reach it.
+    """
     if ctx.invoked_subcommand is None:
-        _list_environments(as_json)
+        _list_environments(only_protected, as_json)
 
 
 @environments.command("list")
+@click.option("--protected", "only_protected", is_flag=True, help="Only the protected ones.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
-def environments_list(as_json: bool) -> None:
-    """List the environments (the default subcommand)."""
-    _list_environments(as_json)
+def environments_list(only_protected: bool, as_json: bool) -> None:
+    """List the environments (the default subcommand), one name a line.
+
+    Which are protected is noted on standard error (or use --protected).
+    """
+    _list_environments(only_protected, as_json)
 
 
-def _list_environments(as_json: bool) -> None:
+def _list_environments(only_protected: bool, as_json: bool) -> None:
     with open_warden() as w:
         names = list(w.environments)
+        protected = w.protected_environments()
+    if only_protected:
+        names = [n for n in names if n in protected]
     if as_json:
         print_json(names)
-    else:
-        for name in names:
-            click.echo(name)
+        return
+    for name in names:
+        click.echo(name)
+    shown = [n for n in names if n in protected]
+    if shown and not only_protected:
+        click.echo(
+            f"protected (grants must name them): {', '.join(shown)}",
+            err=True,
+        )
 
 
 @environments.command("add")
@@ -93,6 +111,50 @@ def environments_add(name: str) -> None:
     with open_warden() as w:
         names = w.add_environment(name)
     click.echo(f"added environment {name} (environments: {', '.join(names)})")
+
+
+@environments.command("protect")
+@click.argument("env")
+@click.option("--json", "as_json", is_flag=True, help="Print the protected environments as JSON.")
+def environments_protect(env: str, as_json: bool) -> None:
+    """Protect ENV: from now on only grants naming ENV reach it (no wildcard environment)."""
+    with open_warden() as w:
+        before = w.protected_environments()
+        protected = w.protect_environment(env, True)
+        cut = [] if env in before else w.grants()
+    cut = [g for g in cut if _reaches_by_wildcard(g.pattern, env)]
+    if as_json:
+        print_json(protected)
+        return
+    click.echo(f"protected {env} (protected: {', '.join(protected)})")
+    if cut:
+        click.echo(
+            f"note: {len(cut)} grant(s) with a wildcard environment no longer reach {env}: "
+            + ", ".join(f"{g.principal} {g.pattern}" for g in cut),
+            err=True,
+        )
+
+
+@environments.command("unprotect")
+@click.argument("env")
+@click.option("--json", "as_json", is_flag=True, help="Print the protected environments as JSON.")
+def environments_unprotect(env: str, as_json: bool) -> None:
+    """Stop protecting ENV: grants with a wildcard environment reach it again."""
+    with open_warden() as w:
+        protected = w.protect_environment(env, False)
+    if as_json:
+        print_json(protected)
+        return
+    left = ", ".join(protected) if protected else "none"
+    click.echo(f"{env} is no longer protected (protected: {left})")
+
+
+def _reaches_by_wildcard(pattern: str, env: str) -> bool:
+    """Whether a grant's environment segment is a wildcard that matches `env`."""
+    from fnmatch import fnmatchcase
+
+    segment = pattern.split("/", 1)[0]
+    return ("*" in segment or "?" in segment) and fnmatchcase(env, segment)
 
 
 @click.group()

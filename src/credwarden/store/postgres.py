@@ -378,6 +378,7 @@ class PostgresStore(Store):
                 conn.execute(f"SET lock_timeout = {max(1, int(timeout * 1000))}")
                 conn.execute("SELECT pg_advisory_lock(%s)", (key,))
             except pg_errors.LockNotAvailable:
+                healthy = True  # autocommit: only the statement failed; other locks stay held
                 raise LockTimeout(
                     f"{name} is being refreshed by another node for more than {timeout:g} s",
                     hint="retry shortly; credwarden will not refresh it twice at once",
