@@ -9,7 +9,8 @@ value is sent; the bench counts the audit events afterwards and verifies the cha
 
 Targets (2-core machine): >= 5,000 reads/s, p99 <= 20 ms, >= 0.45x the hello-world.
 
-    python bench/rest.py [--seconds 5] [--rounds 3] [--connections 32] [--database-url URL] [--json]
+    python bench/rest.py [--seconds 5] [--rounds 3] [--connections 32] [--workers 1]
+                         [--database-url URL] [--json]
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from hello import STARLETTE_APP, serve_in_process, stop  # noqa: E402
-from loadgen import LoadResult, run_load  # noqa: E402
+from hello import STARLETTE_APP, serve_in_process, stop
+from loadgen import LoadResult, run_load
 
 ADDRESS = "prod/stripe/billing"
 
@@ -55,9 +56,18 @@ def seed(env: dict[str, str]) -> str:
     return out.stdout.strip().splitlines()[-1]
 
 
-def start_credwarden(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+def start_credwarden(env: dict[str, str], port: int, workers: int) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "credwarden.cli.main", "serve", "--port", str(port)],
+        [
+            sys.executable,
+            "-c",
+            "import sys; from credwarden.cli.main import main; sys.exit(main())",
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -65,8 +75,13 @@ def start_credwarden(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
     deadline = time.monotonic() + 60
     while True:
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return proc
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+                sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                if sock.recv(16).startswith(b"HTTP/"):
+                    if workers > 1:
+                        time.sleep(3.0)  # every worker imported and listening
+                    return proc
+                raise OSError
         except OSError:
             if proc.poll() is not None or time.monotonic() > deadline:
                 stop(proc)
@@ -94,6 +109,9 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--database-url", default=None)
+    ap.add_argument(
+        "--workers", type=int, default=1, help="uvicorn worker processes, for both servers"
+    )
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
@@ -103,14 +121,18 @@ def main() -> int:
         env["CREDWARDEN_DATABASE_URL"] = args.database_url
     token = seed(env)
     cw_port, hello_port = free_port(), free_port()
-    cw = start_credwarden(env, cw_port)
-    hello = serve_in_process(STARLETTE_APP, port=hello_port)
+    cw = start_credwarden(env, cw_port, args.workers)
+    hello = serve_in_process(STARLETTE_APP, port=hello_port, workers=args.workers)
     ours: list[LoadResult] = []
     base: list[LoadResult] = []
     try:
         url = f"http://127.0.0.1:{cw_port}/v1/credentials/{ADDRESS}/value"
         probe = run_load(
-            url, connections=1, seconds=0.3, warmup=0.2, headers={"Authorization": f"Bearer {token}"}
+            url,
+            connections=1,
+            seconds=0.3,
+            warmup=0.2,
+            headers={"Authorization": f"Bearer {token}"},
         )
         if probe.non_2xx or probe.errors:
             raise SystemExit("credwarden refused the benchmark's read (grant or token)")
@@ -141,6 +163,7 @@ def main() -> int:
 
     result = {
         "connections": args.connections,
+        "workers": args.workers,
         "rounds": args.rounds,
         "seconds": args.seconds,
         "store": "postgresql" if args.database_url else "sqlite",
@@ -161,15 +184,23 @@ def main() -> int:
         print(json.dumps(result, indent=2))
         return 0
     c, h = result["credwarden"], result["hello_world"]
-    print(f"REST read, {args.connections} connections, {args.rounds} x {args.seconds:g} s, "
-          f"{result['store']} store (median of rounds)")
-    print(f"  credwarden GET .../value : {c['rps']:8.0f} reads/s  p50 {c['p50_ms']:.2f} ms"
-          f"  p99 {c['p99_ms']:.2f} ms")
-    print(f"  Starlette hello-world    : {h['rps']:8.0f} req/s    p50 {h['p50_ms']:.2f} ms"
-          f"  p99 {h['p99_ms']:.2f} ms")
+    print(
+        f"REST read, {args.connections} connections, {args.workers} worker(s) each,"
+        f" {args.rounds} x {args.seconds:g} s, {result['store']} store (median of rounds)"
+    )
+    print(
+        f"  credwarden GET .../value : {c['rps']:8.0f} reads/s  p50 {c['p50_ms']:.2f} ms"
+        f"  p99 {c['p99_ms']:.2f} ms"
+    )
+    print(
+        f"  Starlette hello-world    : {h['rps']:8.0f} req/s    p50 {h['p50_ms']:.2f} ms"
+        f"  p99 {h['p99_ms']:.2f} ms"
+    )
     print(f"  ratio {result['ratio']:.2f}x   (targets: >= 5000 reads/s, p99 <= 20 ms, >= 0.45x)")
-    print(f"  audit: {events} read events for >= {served} reads answered;"
-          f" chain {'verifies' if chain_ok else 'BROKEN'}; non-2xx {result['non_2xx']}")
+    print(
+        f"  audit: {events} read events for >= {served} reads answered;"
+        f" chain {'verifies' if chain_ok else 'BROKEN'}; non-2xx {result['non_2xx']}"
+    )
     return 0
 
 

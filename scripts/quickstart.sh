@@ -1,6 +1,6 @@
 #!/bin/sh
-# `make run`: initialise the embedded default (SQLite + key file) and walk the main job once.
-# (Once `credwarden serve` exists, `make run` starts the server instead.)
+# `make run`: initialise the embedded default (SQLite + key file), walk the main job once,
+# then serve the REST API on 127.0.0.1 (Ctrl-C stops it).
 set -eu
 echo "== credwarden home: ${CREDWARDEN_HOME}"
 credwarden init
@@ -20,3 +20,9 @@ credwarden run --env dev --only 'dev/demo/*' -- \
 echo "== the last audit events"
 credwarden audit --limit 5
 credwarden audit verify
+echo "== serving the REST API (Ctrl-C to stop)"
+echo "   a workflow token:  credwarden principal add my-flow --type workflow"
+echo "                      credwarden grant my-flow 'dev/demo/*' --actions read"
+echo "                      credwarden principal token my-flow --expires 90d"
+echo "   then:              CREDWARDEN_URL=http://127.0.0.1:${CREDWARDEN_PORT:-8470} CREDWARDEN_TOKEN=... credwarden get dev/demo/api-key"
+exec credwarden serve --host 127.0.0.1 --port "${CREDWARDEN_PORT:-8470}"

@@ -204,7 +204,12 @@ class Warden:
         principal: Principal | None = None,
         policy: Policy | None = None,
     ) -> Warden:
-        """Open the store named by the environment (CREDWARDEN_HOME, ..._DATABASE_URL, key vars)."""
+        """Open the store named by the environment (CREDWARDEN_HOME, ..._DATABASE_URL, key vars);
+        with CREDWARDEN_URL set (and no home or database given), the server there instead."""
+        if database_url is None and home is None and os.environ.get("CREDWARDEN_URL"):
+            from .remote import RemoteWarden
+
+            return RemoteWarden.from_env(source=source)
         settings = settings or Settings.from_env(home=home, database_url=database_url)
         store = open_store(settings.database_url, create=False)
         try:
@@ -750,7 +755,8 @@ class Warden:
         op = _Op()
         self._authorize(action, address, op)
         try:
-            with self._store.transaction(write=False) as tx:
+            # One record is read (its versions are immutable and cached): no transaction needed.
+            with self._store.statements() as tx:
                 result = work(tx, op)
         except CredwardenError as exc:
             self._audit_failure(action, address, exc, op)
@@ -1398,6 +1404,7 @@ class Warden:
         """A new principal (user, workflow or service); with `role`, granted it on `pattern`
         (and, for the admin role, on each protected environment by name)."""
         from .access import manage
+        from .access.grants import normalize_pattern
 
         def work(tx: Tx, op: _Op) -> PrincipalRecord:
             now = iso(utcnow())
@@ -1413,7 +1420,7 @@ class Warden:
             op.detail = {"principal": name, "type": type}
             if role is not None:
                 patterns = [pattern]
-                if role == "admin" and pattern == "*":
+                if role == "admin" and normalize_pattern(pattern) == "*/*/*":
                     patterns += [f"{e}/*/*" for e in sorted(self.access_protected(tx))]
                 for p in patterns:
                     manage.add_grant(
@@ -1588,7 +1595,12 @@ class Warden:
         return self._access_op("environment.protect", work)
 
     def protected_environments(self) -> _list[str]:
-        return sorted(self.access.current().protected)
+        """The protected environments (anyone authenticated may know which they are)."""
+
+        def work(tx: Tx, op: _Op) -> _list[str]:
+            return sorted(self.access_protected(tx))
+
+        return self._op("list", None, work)
 
     def authenticate(self, token: str, *, client: dict[str, Any] | None = None) -> Principal:
         """The principal an API token belongs to; an unknown, expired or revoked token (or one

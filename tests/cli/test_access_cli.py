@@ -1,5 +1,4 @@
-"""`principal ...`, `grant`, `grants`, `revoke-grant`, `environments protect` and
-`report permissions`."""
+"""The access commands: principals, tokens, grants, protected environments, `report permissions`."""
 
 from __future__ import annotations
 
@@ -285,13 +284,13 @@ def test_report_permissions_flags(store: CLI) -> None:
     used = rows[("bot", "dev/stripe/*")]
     assert used["flags"] == [] and used["last_used_at"]
     assert rows[("bot", "*/db/*")]["flags"] == ["unused", "broad"]
-    # describe on a wildcard service is not broad; the read above also counts as describe.
-    assert rows[("bot", "dev/*/*")]["flags"] == []
+    # describe on a wildcard service is not broad; a read is not a use of a describe grant.
+    assert rows[("bot", "dev/*/*")]["flags"] == ["unused"]
     assert rows[("ops", "prod/*/*")]["flags"] == ["unused", "broad", "admin"]
     assert rows[("ops", "prod/*/*")]["last_used_at"] is None
 
     flagged = json.loads(store("report", "permissions", "--flagged", "--json").out)
-    assert {x["pattern"] for x in flagged} == {"*/db/*", "prod/*/*"}
+    assert {x["pattern"] for x in flagged} == {"*/db/*", "dev/*/*", "prod/*/*"}
     only_ops = json.loads(store("report", "permissions", "--principal", "ops", "--json").out)
     assert [x["principal"] for x in only_ops] == ["ops"]
 

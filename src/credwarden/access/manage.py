@@ -189,6 +189,7 @@ def add_grant(
 def revoke_grant(tx: Tx, name: str, pattern: str, *, actions: str | None) -> Grant | None:
     """Remove some actions of a grant, or (no actions given) the whole grant. Returns what is
     left of it (None when removed)."""
+    principal(tx, name)
     norm = normalize_pattern(pattern)
     drop = parse_actions(actions) if actions else None
     for r in tx.list(NS_GRANT):
@@ -205,7 +206,7 @@ def revoke_grant(tx: Tx, name: str, pattern: str, *, actions: str | None) -> Gra
             return kept
     raise NotFound(
         f"{name} has no grant on {norm}",
-        hint=f"`credwarden grant list --principal {name}` shows its grants",
+        hint=f"`credwarden grants --principal {name}` shows its grants",
     )
 
 

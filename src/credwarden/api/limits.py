@@ -51,18 +51,27 @@ class BodyLimit:
                     return
         seen = 0
         started = False
+        hijacked = False  # the body overflowed before the app answered: the answer is our 413
 
         async def counting_receive() -> Message:
-            nonlocal seen
+            nonlocal seen, hijacked
             message: Message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
+                    hijacked = not started
                     raise _TooLarge
             return message
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
+            if hijacked:
+                # The app caught the receive error and answered anyway (FastAPI turns any
+                # error reading a body into its own 400): the client gets the 413, once.
+                if not started:
+                    started = True
+                    await self._refuse(send)
+                return
             if message["type"] == "http.response.start":
                 started = True
             await send(message)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +19,34 @@ def build(warden: Warden) -> Any:
     return FastReads(create_app(warden), warden)
 
 
+_SCHEDULER_ENV = "CREDWARDEN_SERVE_SCHEDULER"
+
+
+def worker_app() -> Any:
+    """One worker process of `serve --workers N`: its own facade, opened from the environment
+    (the parent checked that the key loads without a prompt)."""
+    import atexit
+
+    warden = Warden.open(source="serve")
+    sched = None
+    if os.environ.get(_SCHEDULER_ENV, "1") == "1":
+        from ..lifecycle.scheduler import Scheduler, default_jobs
+
+        sched = Scheduler(warden, default_jobs())
+        sched.start()
+
+    def finish() -> None:
+        if sched is not None:
+            sched.stop(timeout=30)
+        try:
+            warden.flush_token_use()
+        except Exception:
+            logging.getLogger("credwarden.api").warning("could not record token use at exit")
+
+    atexit.register(finish)
+    return build(warden)
+
+
 def serve(
     warden: Warden,
     *,
@@ -26,25 +55,34 @@ def serve(
     scheduler: bool = True,
     log_level: str = "warning",
     on_ready: Callable[[str], None] | None = None,
+    workers: int = 1,
 ) -> None:
     """Serve until interrupted; the scheduler's jobs run meanwhile (once per interval across
-    every node of a shared PostgreSQL store)."""
+    every node of a shared PostgreSQL store). With `workers` > 1, that many processes share
+    the port, each with its own facade over the same store (and its own scheduler: the
+    leases make each job run once)."""
     import uvicorn
 
     has = importlib.util.find_spec
-    config = uvicorn.Config(
-        build(warden),
-        host=host,
-        port=port,
-        loop="uvloop" if has("uvloop") else "asyncio",
-        http="httptools" if has("httptools") else "h11",
-        access_log=False,
-        log_level=log_level,
-        server_header=False,
-        proxy_headers=False,
-        timeout_keep_alive=15,
-        lifespan="off",
-    )
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "loop": "uvloop" if has("uvloop") else "asyncio",
+        "http": "httptools" if has("httptools") else "h11",
+        "access_log": False,
+        "log_level": log_level,
+        "server_header": False,
+        "proxy_headers": False,
+        "timeout_keep_alive": 15,
+        "lifespan": "off",
+    }
+    if workers > 1:
+        os.environ[_SCHEDULER_ENV] = "1" if scheduler else "0"
+        if on_ready is not None:
+            on_ready(f"http://{host if ':' not in host else f'[{host}]'}:{port}")
+        uvicorn.run(f"{__name__}:worker_app", factory=True, workers=workers, **options)
+        return
+    config = uvicorn.Config(build(warden), **options)
 
     class _Server(uvicorn.Server):
         async def startup(self, sockets: Any = None) -> None:

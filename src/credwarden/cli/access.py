@@ -217,9 +217,10 @@ def principal_rm(name: str, yes: bool, as_json: bool) -> None:
     if as_json:
         print_json({"principal": name, "removed": True, **removed})
     else:
+        n_grants, n_tokens = removed.get("grants", 0), removed.get("tokens", 0)
         click.echo(
-            f"removed principal {name} ({removed.get('grants', 0)} grants,"
-            f" {removed.get('tokens', 0)} tokens)"
+            f"removed principal {name} ({n_grants} grant{'' if n_grants == 1 else 's'},"
+            f" {n_tokens} API token{'' if n_tokens == 1 else 's'})"
         )
 
 

@@ -128,7 +128,7 @@ def permissions(days: int, principal_name: str | None, flagged: bool, as_json: b
 
     \b
     Flags:
-      unused  the principal never used anything the grant covers, or not in DAYS days
+      unused  the principal never did anything this grant allows, or not in DAYS days
       broad   a wildcard environment or service with read, write or admin
       admin   the grant includes admin
     """

@@ -13,6 +13,13 @@ from .context import prompt_secret
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8470, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Processes serving the port (each with its own connection to the store).",
+)
 @click.option("--no-scheduler", is_flag=True, help="Do not run background jobs on this node.")
 @click.option(
     "--log-level",
@@ -20,7 +27,7 @@ from .context import prompt_secret
     show_default=True,
     type=click.Choice(["critical", "error", "warning", "info", "debug"]),
 )
-def serve(host: str, port: int, no_scheduler: bool, log_level: str) -> None:
+def serve(host: str, port: int, workers: int, no_scheduler: bool, log_level: str) -> None:
     """Serve the REST API under /v1 (OpenAPI at /openapi.json), /healthz and /metrics.
 
     Every /v1 call needs `Authorization: Bearer TOKEN`; a token comes from
@@ -59,7 +66,13 @@ def serve(host: str, port: int, no_scheduler: bool, log_level: str) -> None:
 
     try:
         run_server(
-            w, host=host, port=port, scheduler=not no_scheduler, log_level=log_level, on_ready=ready
+            w,
+            host=host,
+            port=port,
+            scheduler=not no_scheduler,
+            log_level=log_level,
+            on_ready=ready,
+            workers=workers,
         )
     finally:
         w.close()

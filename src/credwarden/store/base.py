@@ -108,6 +108,11 @@ class Store(ABC):
     def transaction(self, *, write: bool = True) -> AbstractContextManager[Tx]:
         """A transaction; write ones are serialized with other writers where the backend must."""
 
+    def statements(self) -> AbstractContextManager[Tx]:
+        """Reads outside an explicit transaction, each statement seeing the latest commit: for a
+        hot read of one record whose dependents are immutable. By default a read transaction."""
+        return self.transaction(write=False)
+
     @abstractmethod
     def lock(self, name: str, *, timeout: float) -> AbstractContextManager[None]:
         """An exclusive lock across threads, processes and nodes sharing this store, held until
