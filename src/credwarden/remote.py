@@ -445,7 +445,7 @@ class RemoteWarden(Warden):
                 hint="check CREDWARDEN_URL points at `credwarden serve`; see the server's log",
             )
         hint = _text(d, "hint", 1000)
-        if status == 404 and code == "not_found" and message == "Not Found":
+        if status == 404 and code == "no_route":
             return StoreError(
                 f"the server at {self._url_shown} has no such route",
                 hint="is it an older credwarden? check CREDWARDEN_URL (and its path)",

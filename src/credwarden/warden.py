@@ -204,8 +204,7 @@ class Warden:
         principal: Principal | None = None,
         policy: Policy | None = None,
     ) -> Warden:
-        """Open the store named by the environment (CREDWARDEN_HOME, ..._DATABASE_URL, key vars);
-        with CREDWARDEN_URL set (and no home or database given), the server there instead."""
+        """Open the store named by the environment (CREDWARDEN_HOME, ..._DATABASE_URL, key vars)."""
         if database_url is None and home is None and os.environ.get("CREDWARDEN_URL"):
             from .remote import RemoteWarden
 
@@ -1598,6 +1597,9 @@ class Warden:
         """The protected environments (anyone authenticated may know which they are)."""
 
         def work(tx: Tx, op: _Op) -> _list[str]:
+            row = tx.get(NS_META, "store")
+            if row is not None:
+                self.environments = list(json.loads(row.body).get("environments", []))
             return sorted(self.access_protected(tx))
 
         return self._op("list", None, work)

@@ -383,10 +383,8 @@ def create_app(warden: Warden, *, brake: FailureBrake | None = None) -> FastAPI:
 
     @v1.get("/environments", summary="Environments and which are protected")
     def environments(c: Caller) -> dict[str, list[str]]:
-        return {
-            "environments": list(warden.environments),
-            "protected": run(c, warden.protected_environments),
-        }
+        protected = run(c, warden.protected_environments)  # re-read: another node may add one
+        return {"environments": list(warden.environments), "protected": protected}
 
     @v1.post("/environments", status_code=201, summary="Add an environment (admin)")
     def add_environment(c: Caller, body: NewEnvironment) -> dict[str, list[str]]:
@@ -545,7 +543,7 @@ def create_app(warden: Warden, *, brake: FailureBrake | None = None) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        code = {404: "no_route", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return JSONResponse(
             api_errors.body(code, str(exc.detail)[:200], None, 4 if exc.status_code == 404 else 2),
             status_code=exc.status_code,

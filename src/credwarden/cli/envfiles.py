@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 
 _FORMATS = ("dotenv", "json")
 # What unlocks the whole store stays with credwarden, not with the command it runs.
-_WITHHELD = ("CREDWARDEN_MASTER_KEY", "CREDWARDEN_PASSPHRASE")
+# Never handed to the child: keys and the API token would widen what the workflow can reach.
+_WITHHELD = ("CREDWARDEN_MASTER_KEY", "CREDWARDEN_PASSPHRASE", "CREDWARDEN_TOKEN")
 
 
 @click.command("import")
