@@ -163,6 +163,7 @@ class Warden:
         self._agroup: Any = None  # audit.agroup.AsyncGroupCommit, made by the first async read
         self.access: AccessCache = getattr(policy, "access", None) or AccessCache(store)
         self._token_use: dict[str, str] = {}  # API token id -> last use, flushed by the scheduler
+        self._verified: dict[str, tuple[Any, Principal, str | None, str]] = {}
         self.alert_hook: Callable[[str, str, dict[str, Any]], None] | None = None
         self.event_hook: Callable[[str, str], None] | None = None  # (action, result): metrics
 
@@ -398,10 +399,18 @@ class Warden:
     def _allowed(self, action: str, address: str | None) -> bool:
         return self._policy.allows(self.principal, action, address)
 
-    def _authorize(self, action: str, address: str | None, op: _Op | None = None) -> None:
-        """Refuse (and audit the refusal) unless the caller's grants allow `action`."""
+    def _authorize(
+        self,
+        action: str,
+        address: str | None,
+        op: _Op | None = None,
+        *,
+        audit_as: str | None = None,
+    ) -> None:
+        """Refuse (and audit the refusal, as `audit_as` if given) unless the caller's grants
+        allow `action`."""
         if not self._allowed(action, address):
-            self._audit_alone(action, address, "denied", op or _Op())
+            self._audit_alone(audit_as or action, address, "denied", op or _Op())
             raise PermissionDenied(
                 f"{self.principal.name} may not {action} {address or 'this store'}",
                 hint="ask an admin for a grant: credwarden grant PRINCIPAL PATTERN --actions ...",
@@ -458,10 +467,12 @@ class Warden:
         work: Callable[[Tx, _Op], T],
         *,
         grouped: bool | None = None,
+        needs: str | None = None,
     ) -> T:
-        """Authorize, perform `work` in one transaction, audit it there; audit failures too."""
+        """Authorize, perform `work` in one transaction, audit it there; audit failures too.
+        `needs`: the grant action to check when the audited `action` is not one itself."""
         op = _Op()
-        self._authorize(action, address, op)
+        self._authorize(needs or action, address, op, audit_as=action if needs else None)
         try:
             if action in READ_ACTIONS if grouped is None else grouped:
                 return self._group.run(
@@ -634,6 +645,29 @@ class Warden:
         return VersionRecord(
             version, iso(utcnow()), self.principal.name, note, b64e(wrapped), secret, plain
         )
+
+    def _seal_blob(self, tx: Tx, aad: str, plaintext: bytes) -> dict[str, str]:
+        """Encrypt something that is not a credential version (e.g. a pending OAuth flow's
+        PKCE verifier) under a fresh data key wrapped by the active KEK term; `aad` binds it
+        to where it is stored."""
+        newest = tx.list(NS_KEK)[-1].key
+        if int(newest) > self._keyring.active_term:  # another process rotated the KEK
+            self._reload_keks(tx)
+        dek_raw = new_key()
+        sealed = seal_field(data_cipher(dek_raw), plaintext, f"cw1|blob|{aad}".encode())
+        wrapped = self._keyring.wrap(dek_raw, f"cw1|blob-dek|{aad}".encode())
+        return {"dek": b64e(wrapped), "sealed": b64e(sealed)}
+
+    def _open_blob(self, tx: Tx, blob: Mapping[str, str], aad: str) -> bytes:
+        """The plaintext sealed by `_seal_blob` with the same `aad` (CryptoError otherwise)."""
+        try:
+            wrapped, sealed = b64d(blob["dek"]), b64d(blob["sealed"])
+        except (KeyError, TypeError, ValueError):
+            raise CryptoError("a sealed record is malformed") from None
+        if Keyring.term_of(wrapped) not in self._keyring.terms:
+            self._reload_keks(tx)
+        dek = self._keyring.unwrap(wrapped, f"cw1|blob-dek|{aad}".encode())
+        return open_field(data_cipher(dek), sealed, f"cw1|blob|{aad}".encode())
 
     def _info(
         self, cred: CredentialRecord, ver: VersionRecord, last_used: str | None
@@ -1609,6 +1643,13 @@ class Warden:
         whose principal was removed) is refused, and the refusal audited."""
         from .access.tokens import secret_matches, split_token
 
+        state = self.access.current()
+        hit = self._verified.get(token)
+        if hit is not None and hit[0] is state:  # same access generation: nothing revoked since
+            now = _now_second()
+            if hit[2] is None or hit[2] > now:
+                self._token_use[hit[3]] = now
+                return hit[1]
         parts = split_token(token)
         rec = self.access.token(parts[0]) if parts else None
         now = _now_second()
@@ -1637,7 +1678,13 @@ class Warden:
         assert rec is not None
         self._token_use[rec.id] = now
         p = self.access.current().principals[rec.principal]
-        return Principal(p.name, p.type)
+        principal = Principal(p.name, p.type)
+        if len(self._verified) > 10_000:
+            self._verified.clear()
+        # Remembered against this access state: any change of tokens, grants or principals
+        # (here or on another node) makes a new state, and the token is checked afresh.
+        self._verified[token] = (self.access.current(), principal, rec.expires_at, rec.id)
+        return principal
 
     def note_lockout(self, ip: str, client: dict[str, Any]) -> None:
         """Audit (once per lock-out) that a source is refused after repeated bad tokens."""

@@ -62,9 +62,13 @@ class Node:
             argv.append("--no-scheduler")
         self.log_path = home.parent / f"serve-{name}-{self.port}.log"
         self._log: IO[bytes] | None = open(self.log_path, "wb")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            argv, env=env, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT
-        )
+        try:
+            self.proc = subprocess.Popen(
+                argv, env=env, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT
+            )
+        except BaseException:
+            self._log.close()
+            raise
         self.http = httpx.Client(
             base_url=self.url,
             trust_env=False,

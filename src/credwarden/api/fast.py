@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from ..errors import CredwardenError
-from ..warden import Warden
+from ..warden import _CALLER, Caller, Warden
 from . import metrics
 from .auth import authenticate
 from .errors import status_of
@@ -54,8 +54,11 @@ class FastReads:
         headers = [_JSON]
         try:
             caller = authenticate(w, self.app.state.brake, auth, ip, agent)
-            with w.acting_as(caller.principal, client=caller.client):
+            bound = _CALLER.set(Caller(caller.principal, "api", caller.client))
+            try:
                 version, values = await w.aread_values(address)
+            finally:
+                _CALLER.reset(bound)
             status, body = 200, _ENCODE(values).encode()
             headers.append((b"x-credwarden-version", str(version).encode()))
         except CredwardenError as exc:

@@ -46,28 +46,49 @@ def _urls(provider: Provider, spec: OAuth2Spec, tvars: Mapping[str, str]) -> tup
     return token_url, revocation
 
 
-def authorization_code(
+class AuthorizationRequest(NamedTuple):
+    """The first half of the code flow: where to send the user, and what the exchange needs."""
+
+    url: str
+    state: str
+    verifier: str
+    redirect_uri: str
+    token_url: str
+    revocation_url: str | None
+    scope: str | None
+
+
+def _authorization_spec(provider: Provider) -> OAuth2Spec:
+    spec = _spec(provider)
+    if not spec.authorization_url:
+        raise ValidationError(f"provider {provider.slug} has no authorization URL")
+    return spec
+
+
+def new_state() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def authorization_request(
     provider: Provider,
     client: ClientAuth,
     *,
     scopes: Sequence[str],
-    port: int,
-    open_url: Callable[[str], None],
+    redirect_uri: str,
     template_vars: Mapping[str, str],
-    timeout: float = 300.0,
-) -> Connection:
-    spec = _spec(provider)
-    if not spec.authorization_url:
-        raise ValidationError(f"provider {provider.slug} has no authorization URL")
+    state: str | None = None,
+) -> AuthorizationRequest:
+    """The authorization URL (RFC 6749 §4.1.1) with a fresh state and PKCE S256 verifier."""
+    spec = _authorization_spec(provider)
+    assert spec.authorization_url is not None
     token_url, revocation = _urls(provider, spec, template_vars)
     scope = _scope(spec, scopes)
-    state = secrets.token_urlsafe(24)
+    state = state or new_state()
     verifier = secrets.token_urlsafe(64)
-    server = CallbackServer(port, state)
     params: dict[str, str] = {
         "response_type": "code",
         "client_id": client.client_id,
-        "redirect_uri": server.redirect_uri,
+        "redirect_uri": redirect_uri,
         "state": state,
     }
     if spec.pkce != "unsupported":
@@ -79,19 +100,71 @@ def authorization_code(
     if "offline_access" in (scope or "").split():
         params["prompt"] = "consent"  # OpenID Connect Core §11: else offline_access is ignored
     base = provider.render_url(spec.authorization_url, **template_vars)
-    open_url(base + ("&" if "?" in base else "?") + urlencode(params))
-    query = server.wait(timeout)
+    url = base + ("&" if "?" in base else "?") + urlencode(params)
+    return AuthorizationRequest(url, state, verifier, redirect_uri, token_url, revocation, scope)
+
+
+def exchange_authorization_code(
+    client: ClientAuth,
+    *,
+    code: str,
+    redirect_uri: str,
+    verifier: str,
+    token_url: str,
+    revocation_url: str | None,
+    scope: str | None,
+) -> Connection:
+    """The second half of the code flow: the code (and PKCE verifier) for tokens (§4.1.3)."""
     with client_for() as http:
         tokens = grants.exchange_code(
             http,
             token_url,
             client,
-            code=query["code"],
-            redirect_uri=server.redirect_uri,
+            code=code,
+            redirect_uri=redirect_uri,
             code_verifier=verifier,
             scope=scope,
         )
-    return Connection(tokens, "authorization_code", token_url, revocation, scope)
+    return Connection(tokens, "authorization_code", token_url, revocation_url, scope)
+
+
+def authorization_code(
+    provider: Provider,
+    client: ClientAuth,
+    *,
+    scopes: Sequence[str],
+    port: int,
+    open_url: Callable[[str], None],
+    template_vars: Mapping[str, str],
+    timeout: float = 300.0,
+) -> Connection:
+    """The whole code flow with a loopback listener (RFC 8252 §7.3) for the redirect."""
+    _urls(provider, _authorization_spec(provider), template_vars)  # bad vars: before binding
+    state = new_state()
+    server = CallbackServer(port, state)
+    try:
+        req = authorization_request(
+            provider,
+            client,
+            scopes=scopes,
+            redirect_uri=server.redirect_uri,
+            template_vars=template_vars,
+            state=state,
+        )
+    except BaseException:
+        server.server_close()
+        raise
+    open_url(req.url)
+    query = server.wait(timeout)
+    return exchange_authorization_code(
+        client,
+        code=query["code"],
+        redirect_uri=req.redirect_uri,
+        verifier=req.verifier,
+        token_url=req.token_url,
+        revocation_url=req.revocation_url,
+        scope=req.scope,
+    )
 
 
 def client_credentials(
