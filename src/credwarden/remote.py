@@ -19,6 +19,7 @@ from .access.records import PrincipalRecord
 from .address import parse_address, parse_ref
 from .audit.chain import AuditEvent, VerifyReport
 from .errors import (
+    CredentialInvalid,
     CredwardenError,
     NotFound,
     PermissionDenied,
@@ -36,6 +37,8 @@ from .warden import Warden
 _list = list  # `list` is shadowed by a method name below
 
 DEFAULT_TIMEOUT = 30.0
+POLL_S = 0.5
+"""How often `connect` asks the server whether the authorization has arrived."""
 IDLE_REOPEN_S = 4.0
 """A write on a connection idle this long goes on a new one: the server may have closed it
 (uvicorn's keep-alive is 15 s), and a write is never retried."""
@@ -685,6 +688,70 @@ class RemoteWarden(Warden):
             out = self._call("GET", path, query=query)
         return Secret(str(out["access_token"]))
 
+    def connect(
+        self,
+        address: str,
+        *,
+        provider: str,
+        client: str,
+        scopes: Sequence[str] = (),
+        grant: str = "authorization_code",
+        port: int = 0,
+        open_url: Callable[[str], None] | None = None,
+        show_device: Callable[[dict[str, Any]], None] | None = None,
+        template_vars: Mapping[str, str] | None = None,
+        timeout: float = 300.0,
+    ) -> CredentialInfo:
+        """Connect through the server: it builds the authorization URL, the redirect goes to
+        its public URL (/oauth/callback), and this polls until the connection is stored.
+        `port` is unused (there is no local listener)."""
+        if grant != "authorization_code":
+            raise UsageError(
+                f"the {grant} grant runs locally, not through a server",
+                hint="connect through the server with the browser flow (authorization_code),"
+                " or run it on the server's host against the store (unset CREDWARDEN_URL)",
+            )
+        if not (0 < timeout <= 3600):
+            raise UsageError("the timeout must be between 0 and 3600 seconds")
+        _, path = self._cred(address, "/connect")
+        body = {
+            "provider": provider,
+            "client": str(parse_address(client)),
+            "scopes": _list(scopes),
+            "vars": dict(template_vars or {}),
+        }
+        start = self._call("POST", path, body=body)
+        url, flow = str(start["authorize_url"]), str(start["flow"])
+        (open_url or _print_url)(url)
+        deadline = time.monotonic() + timeout
+        while True:
+            state = self._call("GET", f"/v1/connect/{self._seg(flow)}")
+            status = state.get("status")
+            if status == "done":
+                return self.describe(address)
+            if status == "failed":
+                raise CredentialInvalid(
+                    str(state.get("message") or "the connection failed")[:500],
+                    hint="see the server's audit log (connect.finish) for the details",
+                )
+            if status == "expired":
+                raise CredentialInvalid(
+                    "the authorization did not arrive within the flow's 10 minutes",
+                    hint="run connect again and approve sooner",
+                )
+            if status != "pending":
+                raise CredentialInvalid(
+                    "the server no longer knows this connect flow",
+                    hint="run connect again",
+                )
+            if time.monotonic() >= deadline:
+                raise CredentialInvalid(
+                    f"no authorization arrived within {timeout:g} s",
+                    hint="open the URL, approve, and make sure the redirect reaches the server"
+                    f" ({start.get('redirect_uri') or 'its /oauth/callback'})",
+                )
+            time.sleep(POLL_S)
+
     def auth(self, address: str) -> Any:
         """An `httpx.Auth` sending the connection's token (refreshed once on a 401)."""
         from .oauth.httpx_auth import WardenAuth
@@ -802,6 +869,10 @@ class RemoteWarden(Warden):
         return out
 
 
+def _print_url(url: str) -> None:
+    print(url, flush=True)
+
+
 def _reveal(fields: Mapping[str, str | Secret]) -> dict[str, str]:
     return {k: v.reveal() if isinstance(v, Secret) else v for k, v in fields.items()}
 
@@ -848,7 +919,7 @@ def _stub(name: str) -> Callable[..., Any]:
 
 
 # Every other public operation of the facade needs the store or the master key on this
-# machine (connect, refresh_due, flush_token_use, authenticate, init, ...): refuse clearly
+# machine (connect_finish, refresh_due, flush_token_use, authenticate, init, ...): refuse clearly
 # instead of failing on a missing attribute.
 for _name, _attr in vars(Warden).items():
     if _name.startswith("_") or _name in vars(RemoteWarden):

@@ -411,10 +411,13 @@ class Warden:
         allow `action`."""
         if not self._allowed(action, address):
             self._audit_alone(audit_as or action, address, "denied", op or _Op())
-            raise PermissionDenied(
-                f"{self.principal.name} may not {action} {address or 'this store'}",
-                hint="ask an admin for a grant: credwarden grant PRINCIPAL PATTERN --actions ...",
-            )
+            raise self._denied(action, address)
+
+    def _denied(self, action: str, address: str | None) -> PermissionDenied:
+        return PermissionDenied(
+            f"{self.principal.name} may not {action} {address or 'this store'}",
+            hint="ask an admin for a grant: credwarden grant PRINCIPAL PATTERN --actions ...",
+        )
 
     def _audit(self, tx: Tx, action: str, address: str | None, result: str, op: _Op) -> None:
         self._audit_many(tx, [(action, address, result, op)])
@@ -535,12 +538,7 @@ class Warden:
         if isinstance(exc, ValidationError):
             return  # bad input changes nothing, the audit log included
         op.detail = {**op.detail, "error": exc.code}
-        result = (
-            "not_found"
-            if isinstance(exc, NotFound)
-            else ("conflict" if isinstance(exc, Conflict) else "error")
-        )
-        self._audit_alone(action, address, result, op)
+        self._audit_alone(action, address, _failure_result(exc), op)
 
     # -- record helpers ------------------------------------------------------------------
 
@@ -785,25 +783,32 @@ class Warden:
 
         if self._store.dialect != "sqlite":
             return await asyncio.to_thread(self._op, action, address, work)
+        if self._agroup is None:
+            from .audit.agroup import AsyncGroupCommit
+
+            self._agroup = AsyncGroupCommit(self._commit_events)
         op = _Op()
-        self._authorize(action, address, op)
+        # Denials and failures are group-committed like successes: a flood of refused or
+        # missing reads must not stall the loop on one commit each.
+        if not self._allowed(action, address):
+            await self._agroup.run((action, address, "denied", op))
+            raise self._denied(action, address)
         try:
             # One record is read (its versions are immutable and cached): no transaction needed.
             with self._store.statements() as tx:
                 result = work(tx, op)
         except CredwardenError as exc:
-            self._audit_failure(action, address, exc, op)
+            if not isinstance(exc, ValidationError):
+                op.detail = {**op.detail, "error": exc.code}
+                await self._agroup.run((action, address, _failure_result(exc), op))
             raise
-        if self._agroup is None:
-            from .audit.agroup import AsyncGroupCommit
-
-            self._agroup = AsyncGroupCommit(self._commit_events)
         await self._agroup.run((action, address, "ok", op))
         return result
 
     def headers(self, address: str) -> dict[str, Secret]:
-        """The HTTP headers that authenticate with this credential (the `use` action); for a
-        connection, with an access token refreshed first if needed."""
+        """The HTTP headers that authenticate with this credential. For an OAuth connection, an
+        access token (refreshed first if needed): the `use` action. For a static secret (API
+        key, password) the header carries the long-lived secret itself: the `read` action."""
         addr = str(parse_address(address))
 
         def work(tx: Tx, op: _Op) -> dict[str, str]:
@@ -811,14 +816,14 @@ class Warden:
             ver = self._load_version(tx, cred)
             op.version = cred.version
             headers = get_kind(cred.kind).headers(self._values(tx, cred, ver))
-            op.detail["headers"] = sorted(headers)
+            op.detail = {"via": "headers", "headers": sorted(headers)}
             return headers
 
         kind = self._kind_of(addr)
         if kind is not None and get_kind(kind).refreshable:
             # access_token() refreshes if needed and audits the use.
             return {"Authorization": Secret(f"Bearer {self.access_token(addr).reveal()}")}
-        return {k: Secret(v) for k, v in self._op("use", addr, work).items()}
+        return {k: Secret(v) for k, v in self._op("read", addr, work).items()}
 
     # -- live checks ---------------------------------------------------------------------
 
@@ -962,6 +967,47 @@ class Warden:
             template_vars=dict(template_vars or {}),
             timeout=timeout,
         )
+
+    def connect_start(
+        self,
+        address: str,
+        *,
+        provider: str,
+        client: str,
+        scopes: Sequence[str] = (),
+        redirect_uri: str,
+        template_vars: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """Start an authorization code flow whose redirect comes to a server (`redirect_uri`)
+        instead of a loopback listener: {"authorize_url", "flow", "expires_at", "redirect_uri"}.
+        The state and PKCE verifier stay in the store (sealed) until `connect_finish`."""
+        from .oauth.connect import connect_start
+
+        return connect_start(
+            self,
+            address,
+            provider=provider,
+            client=client,
+            scopes=scopes,
+            redirect_uri=redirect_uri,
+            template_vars=dict(template_vars or {}),
+        )
+
+    def connect_finish(
+        self, state: str, query: Mapping[str, str], *, client: dict[str, Any] | None = None
+    ) -> CredentialInfo:
+        """Finish a flow begun by `connect_start` with the redirect's query (code, state or
+        error): once only, as the principal who started it."""
+        from .oauth.connect import connect_finish
+
+        return connect_finish(self, state, dict(query), client=client)
+
+    def connect_status(self, flow: str) -> dict[str, Any]:
+        """{"status": "pending" | "done" | "failed" | "expired" | "unknown"} of a flow begun by
+        `connect_start` (the caller must have started it or may describe its address)."""
+        from .oauth.connect import connect_status
+
+        return connect_status(self, flow)
 
     def describe(self, address: str) -> CredentialInfo:
         """Metadata, health and field names; secret values are not decrypted."""
@@ -1858,6 +1904,13 @@ def env_var_address(env: str, service: str, var: str) -> str:
             f"cannot import {var[:64]!r} into {env}/{service}: {exc.message}",
             hint="variable names become credential names: letters and digits",
         ) from None
+
+
+def _failure_result(exc: CredwardenError) -> str:
+    """The audit result of a failed operation."""
+    if isinstance(exc, NotFound):
+        return "not_found"
+    return "conflict" if isinstance(exc, Conflict) else "error"
 
 
 def _obtain_master(source: MasterKeySource, ctx: KeyContext) -> bytes:

@@ -39,7 +39,9 @@ SECRETS: dict[str, str] = {
     "dev/app/db-password": f"{CANARY}-dev-app-db-password",
     "prod/stripe/oauth": f"{CANARY}-prod-stripe-oauth-access",
     "prod/stripe/oauth#refresh": f"{CANARY}-prod-stripe-oauth-refresh",
+    "prod/stripe/app": f"{CANARY}-prod-stripe-app-client-secret",
 }
+PUBLIC_URL = "http://testserver"  # the test client's base URL: OAuth redirects come back here
 
 
 class Api:
@@ -75,6 +77,11 @@ def seed(w: Warden) -> Api:
         "dev/app/db-password",
         "secret",
         {"value": SECRETS["dev/app/db-password"], "env_var": "DB_PASSWORD"},
+    )
+    w.add(
+        "prod/stripe/app",
+        "oauth2_client",
+        {"client_id": "stripe-app", "client_secret": SECRETS["prod/stripe/app"]},
     )
     w.add(
         "prod/stripe/oauth",
@@ -113,12 +120,14 @@ def api(warden: Warden) -> Api:
 @pytest.fixture
 def client(api: Api) -> Iterator[TestClient]:
     """A sync client over the real server front (FastReads in front of the framework app)."""
-    with TestClient(build(api.warden), headers={"User-Agent": USER_AGENT}) as c:
+    app = build(api.warden, public_url=PUBLIC_URL)
+    with TestClient(app, headers={"User-Agent": USER_AGENT}) as c:
         yield c
 
 
 @pytest.fixture
 def framework_client(api: Api) -> Iterator[TestClient]:
     """A sync client over the bare FastAPI app (every request through the framework)."""
-    with TestClient(create_app(api.warden), headers={"User-Agent": USER_AGENT}) as c:
+    app = create_app(api.warden, public_url=PUBLIC_URL)
+    with TestClient(app, headers={"User-Agent": USER_AGENT}) as c:
         yield c

@@ -24,7 +24,7 @@ from schemathesis.checks import (
 
 from credwarden.api.app import create_app
 from credwarden.api.server import build
-from tests.api.conftest import Api
+from tests.api.conftest import PUBLIC_URL, Api
 
 CHECKS = [
     not_a_server_error,
@@ -65,7 +65,7 @@ def database_url(tmp_path: Any) -> str:
 
 @pytest.fixture(autouse=True)
 def _serve(api: Api) -> Iterator[None]:
-    APP.app = build(api.warden)
+    APP.app = build(api.warden, public_url=PUBLIC_URL)
     try:
         yield
     finally:
@@ -115,5 +115,5 @@ def test_api_conforms_to_its_schema(case: Any, api: Api) -> None:
 def test_served_document_is_the_tested_one(api: Api) -> None:
     from starlette.testclient import TestClient
 
-    with TestClient(build(api.warden)) as client:
+    with TestClient(build(api.warden, public_url=PUBLIC_URL)) as client:
         assert client.get("/openapi.json").json() == _document()

@@ -423,8 +423,11 @@ def test_facade_methods_return_the_local_types(server: Server) -> None:
 
 def test_operations_needing_the_store_raise_usage_errors(server: Server) -> None:
     w = RemoteWarden(server.url, server.ci)  # never connects: every call is refused first
+    for grant in ("device_code", "client_credentials"):
+        with pytest.raises(UsageError, match="runs locally"):
+            w.connect("dev/a/b", provider="github", client="dev/a/c", grant=grant)
     for call in (
-        lambda: w.connect("dev/a/b", provider="github", client="dev/a/c"),
+        lambda: w.connect_finish("state", {"code": "c"}),
         lambda: w.refresh_due(),
         lambda: w.flush_token_use(),
         lambda: w.authenticate("cwt_x"),

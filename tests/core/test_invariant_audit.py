@@ -107,7 +107,7 @@ def test_every_operation_leaves_one_event(warden: Warden, database_url: str) -> 
     _, e = one_event(url, lambda: warden.read(A))
     check_event(e, "read", A, "ok", 1)
     _, e = one_event(url, lambda: warden.headers(A))
-    check_event(e, "use", A, "ok", 1)
+    check_event(e, "read", A, "ok", 1)  # a static key in a header is the key itself
     _, e = one_event(url, lambda: warden.describe(A))
     check_event(e, "describe", A, "ok", 1)
     _, e = one_event(url, lambda: warden.history(A))
@@ -172,7 +172,7 @@ def test_failed_operations_leave_one_event(warden: Warden, database_url: str) ->
         ("read", missing, lambda: warden.get(missing)),
         ("read", A, lambda: warden.get(f"{A}#env_var")),
         ("read", missing, lambda: warden.read(missing)),
-        ("use", missing, lambda: warden.headers(missing)),
+        ("read", missing, lambda: warden.headers(missing)),
         ("describe", missing, lambda: warden.describe(missing)),
         ("history", missing, lambda: warden.history(missing)),
         ("write", missing, lambda: warden.update(missing, description="x")),
@@ -241,7 +241,7 @@ def test_denied_operations_leave_one_denied_event(warden: Warden, database_url: 
             ("read", A, lambda: w.get(A)),
             ("read", A, lambda: w.get(f"{A}#api_key")),
             ("read", A, lambda: w.read(A)),
-            ("use", A, lambda: w.headers(A)),
+            ("read", A, lambda: w.headers(A)),
             ("describe", A, lambda: w.describe(A)),
             ("history", A, lambda: w.history(A)),
             ("write", "dev/new/one", lambda: w.add("dev/new/one", "secret", {"value": "x"})),

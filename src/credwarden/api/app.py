@@ -8,18 +8,21 @@ everything else runs in the thread pool.
 
 from __future__ import annotations
 
+import html
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..errors import CredwardenError, ValidationError
+from ..errors import CredwardenError, UsageError, ValidationError
 from ..secret import Secret
 from ..warden import Warden
 from . import errors as api_errors
@@ -28,6 +31,9 @@ from .auth import ApiCaller, FailureBrake, authenticate
 from .limits import BodyLimit, Timing
 
 MAX_BODY = 1 << 20
+# Rotation periods are seconds; bounded so that date arithmetic on them (health) cannot
+# overflow: a 10**30 would be a 500 on every later describe and listing.
+MAX_ROTATE_EVERY = 100 * 366 * 86400
 SEG = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 Env = Annotated[str, Field(pattern=SEG)]
 
@@ -46,7 +52,7 @@ class NewCredential(_Body):
     tags: dict[str, str] = Field(default_factory=dict)
     links: list[str] = Field(default_factory=list)
     expires_at: str | None = Field(default=None, max_length=64)
-    rotate_every: int | None = Field(default=None, gt=0)
+    rotate_every: int | None = Field(default=None, gt=0, le=MAX_ROTATE_EVERY)
 
 
 class CredentialChange(_Body):
@@ -62,7 +68,7 @@ class CredentialChange(_Body):
     links: list[str] | None = None
     add_links: list[str] | None = None
     expires_at: str | None = Field(default=None, max_length=64)
-    rotate_every: int | None = Field(default=None, gt=0)
+    rotate_every: int | None = Field(default=None, gt=0, le=MAX_ROTATE_EVERY)
     clear: list[str] = Field(
         default_factory=list, description="metadata to clear: description, owner, ..."
     )
@@ -129,6 +135,59 @@ class Protection(_Body):
     protected: bool = True
 
 
+class ConnectStart(_Body):
+    provider: str = Field(max_length=100)
+    client: str = Field(max_length=200, description="the oauth2_client credential's address")
+    scopes: list[Annotated[str, Field(max_length=500)]] = Field(
+        default_factory=list, max_length=100
+    )
+    vars: dict[str, Annotated[str, Field(max_length=256)]] = Field(
+        default_factory=dict, description="the provider's template vars (shop, tenant, ...)"
+    )
+
+
+CALLBACK_PATH = "/oauth/callback"
+_PAGE = """<!doctype html><meta charset="utf-8"><title>credwarden</title>
+<body style="font-family:sans-serif;margin:3em"><h1>{title}</h1><p>{text}</p></body>"""
+_PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+}
+
+
+def check_public_url(url: str) -> str:
+    """The server's public base URL (where browsers reach it), without a trailing slash."""
+    value = url.strip().rstrip("/")
+    try:
+        parts = urlsplit(value)
+        ok = (
+            parts.scheme in ("http", "https")
+            and bool(parts.hostname)
+            and parts.username is None
+            and parts.password is None
+            and not parts.query
+            and not parts.fragment
+            and len(value) <= 1000
+        )
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        ok = False
+    if not ok:
+        raise UsageError(
+            f"the public URL {value[:100]!r} is not an http(s) base URL",
+            hint="e.g. https://credwarden.example.com (no query, fragment or user info)",
+        )
+    return value
+
+
+def _page(status: int, title: str, text: str) -> HTMLResponse:
+    body = _PAGE.format(title=html.escape(title), text=html.escape(text))
+    return HTMLResponse(body, status_code=status, headers=_PAGE_HEADERS)
+
+
 _bearer = HTTPBearer(auto_error=False, description="an API token (cwt_...)")
 
 
@@ -150,8 +209,12 @@ async def _caller(
 Caller = Annotated[ApiCaller, Depends(_caller)]
 
 
-def create_app(warden: Warden, *, brake: FailureBrake | None = None) -> FastAPI:
-    """The API over one opened facade (shared by every request)."""
+def create_app(
+    warden: Warden, *, brake: FailureBrake | None = None, public_url: str | None = None
+) -> FastAPI:
+    """The API over one opened facade (shared by every request). `public_url` is where
+    browsers reach this server (its OAuth redirect URI is `<public_url>/oauth/callback`);
+    without it, connecting through the server is refused."""
     brake = brake or FailureBrake()
     warden.event_hook = metrics.count
     app = FastAPI(
@@ -163,6 +226,7 @@ def create_app(warden: Warden, *, brake: FailureBrake | None = None) -> FastAPI:
     )
     app.state.warden = warden
     app.state.brake = brake
+    app.state.public_url = check_public_url(public_url) if public_url else None
 
     def run(c: ApiCaller, fn: Callable[[], Any]) -> Any:
         with warden.acting_as(c.principal, client=c.client):
@@ -330,11 +394,47 @@ def create_app(warden: Warden, *, brake: FailureBrake | None = None) -> FastAPI:
 
     @v1.get(
         "/credentials/{env}/{service}/{name}/headers",
-        summary="The HTTP headers that authenticate with it (use; read for static secrets)",
+        summary="The HTTP headers that authenticate with it (use for OAuth; read for static keys)",
     )
     def headers(c: Caller, env: str, service: str, name: str) -> dict[str, str]:
         hs = run(c, lambda: warden.headers(addr(env, service, name)))
         return {k: v.reveal() for k, v in hs.items()}
+
+    @v1.post(
+        "/credentials/{env}/{service}/{name}/connect",
+        status_code=201,
+        summary="Start an OAuth connection whose redirect comes to this server (write)",
+    )
+    def connect_start(
+        c: Caller, env: str, service: str, name: str, body: ConnectStart, request: Request
+    ) -> dict[str, Any]:
+        base = request.app.state.public_url
+        if not base:
+            raise UsageError(
+                "this server has no public URL for OAuth redirects",
+                hint="start it with `credwarden serve --public-url https://HOST`",
+            )
+        out = run(
+            c,
+            lambda: warden.connect_start(
+                addr(env, service, name),
+                provider=body.provider,
+                client=body.client,
+                scopes=body.scopes,
+                redirect_uri=base + CALLBACK_PATH,
+                template_vars=body.vars,
+            ),
+        )
+        return dict(out)
+
+    @v1.get(
+        "/connect/{flow}",
+        summary="Where a connect started here stands: pending, done, failed, expired, unknown",
+    )
+    def connect_status(
+        c: Caller, flow: Annotated[str, Path(pattern="^[0-9a-f]{64}$")]
+    ) -> dict[str, Any]:
+        return dict(run(c, lambda: warden.connect_status(flow)))
 
     @v1.get("/credentials/{env}/{service}/{name}/versions", summary="Versions (describe)")
     def history(c: Caller, env: str, service: str, name: str) -> list[dict[str, Any]]:
@@ -516,6 +616,45 @@ def create_app(warden: Warden, *, brake: FailureBrake | None = None) -> FastAPI:
     @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
     def prom() -> Response:
         return Response(metrics.exposition(), media_type="text/plain; version=0.0.4")
+
+    # -- unauthenticated: the OAuth redirect (the state is the capability) ----------------
+
+    @app.get(CALLBACK_PATH, include_in_schema=False, response_class=HTMLResponse)
+    def oauth_callback(request: Request) -> HTMLResponse:
+        ip = request.client.host if request.client else "unknown"
+        client: dict[str, Any] = {"ip": ip, "via": "oauth_callback"}
+        agent = request.headers.get("user-agent")
+        if agent:
+            client["user_agent"] = agent[:200]
+        pairs = request.query_params.multi_items()
+        query: dict[str, str] = {}
+        for k, v in pairs[:50]:
+            if k in query or len(v) > 8192:  # RFC 6749 §3.1: no parameter twice
+                return _page(400, "Not connected", "The redirect is malformed.")
+            query[k] = v
+        if brake.blocked(ip):
+            return _page(429, "Not connected", "Too many failed attempts: wait a minute.")
+        state = query.get("state")
+        if not state:
+            if "error" in query:
+                return _page(400, "Not connected", "The provider did not grant the authorization.")
+            return _page(400, "Not connected", "The redirect carried no state.")
+        try:
+            info = warden.connect_finish(state, query, client=client)
+        except CredwardenError as exc:
+            if isinstance(exc, UsageError) and brake.failed(ip):
+                warden.note_lockout(ip, client)
+            text = exc.message
+            for value in (query.get("code"), state):
+                if value:
+                    text = text.replace(value, "...")
+            return _page(400, "Not connected", text[:300])
+        except Exception as exc:
+            logging.getLogger("credwarden.api").error(
+                "internal error in the OAuth callback: %s", type(exc).__name__
+            )
+            return _page(500, "Not connected", "Internal error: see the server log.")
+        return _page(200, "Connected", f"Connected {info.address}. You can close this window.")
 
     # -- errors: one shape ---------------------------------------------------------------
 

@@ -12,14 +12,23 @@ from ..warden import Warden
 from .app import create_app
 
 
-def build(warden: Warden) -> Any:
+def build(warden: Warden, *, public_url: str | None = None) -> Any:
     """The ASGI application `serve` runs (the API behind its hot-path front)."""
     from .fast import FastReads
 
-    return FastReads(create_app(warden), warden)
+    return FastReads(create_app(warden, public_url=public_url), warden)
 
 
 _SCHEDULER_ENV = "CREDWARDEN_SERVE_SCHEDULER"
+_PUBLIC_URL_ENV = "CREDWARDEN_SERVE_PUBLIC_URL"
+
+
+def default_public_url(host: str, port: int) -> str:
+    """http://HOST:PORT: right when browsers reach the server directly (not behind a proxy)."""
+    shown = "127.0.0.1" if host in ("0.0.0.0", "") else host  # noqa: S104 - not a bind
+    if shown == "::":
+        shown = "::1"
+    return f"http://{shown if ':' not in shown else f'[{shown}]'}:{port}"
 
 
 def worker_app() -> Any:
@@ -44,7 +53,7 @@ def worker_app() -> Any:
             logging.getLogger("credwarden.api").warning("could not record token use at exit")
 
     atexit.register(finish)
-    return build(warden)
+    return build(warden, public_url=os.environ.get(_PUBLIC_URL_ENV) or None)
 
 
 def serve(
@@ -56,12 +65,18 @@ def serve(
     log_level: str = "warning",
     on_ready: Callable[[str], None] | None = None,
     workers: int = 1,
+    public_url: str | None = None,
 ) -> None:
     """Serve until interrupted; the scheduler's jobs run meanwhile (once per interval across
     every node of a shared PostgreSQL store). With `workers` > 1, that many processes share
     the port, each with its own facade over the same store (and its own scheduler: the
-    leases make each job run once)."""
+    leases make each job run once). `public_url` (default http://HOST:PORT) is where browsers
+    reach the server: OAuth redirects come to `<public_url>/oauth/callback`."""
     import uvicorn
+
+    from .app import check_public_url
+
+    public_url = check_public_url(public_url or default_public_url(host, port))
 
     has = importlib.util.find_spec
     options: dict[str, Any] = {
@@ -78,11 +93,12 @@ def serve(
     }
     if workers > 1:
         os.environ[_SCHEDULER_ENV] = "1" if scheduler else "0"
+        os.environ[_PUBLIC_URL_ENV] = public_url
         if on_ready is not None:
             on_ready(f"http://{host if ':' not in host else f'[{host}]'}:{port}")
         uvicorn.run(f"{__name__}:worker_app", factory=True, workers=workers, **options)
         return
-    config = uvicorn.Config(build(warden), **options)
+    config = uvicorn.Config(build(warden, public_url=public_url), **options)
 
     class _Server(uvicorn.Server):
         async def startup(self, sockets: Any = None) -> None:

@@ -114,6 +114,10 @@ def connect(
     line of stdout, to open anywhere. Nothing is stored unless the provider issues
     tokens; connecting an existing connection writes a new version in place.
 
+    With CREDWARDEN_URL set, the server runs the flow: the redirect goes to its
+    public URL (URL/oauth/callback, see `serve --public-url`) and this command waits
+    until the server has stored the connection (--port is unused).
+
     \b
     Examples:
       credwarden connect prod/google/reports --provider google \\
@@ -160,7 +164,10 @@ def connect(
 
     try:
         with open_warden() as w:
-            _check_vars(w.settings.home, provider, tvars)
+            from ..remote import RemoteWarden
+
+            if not isinstance(w, RemoteWarden):  # else the server checks them, in its catalog
+                _check_vars(w.settings.home, provider, tvars)
             info = w.connect(
                 address,
                 provider=provider,

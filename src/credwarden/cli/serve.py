@@ -27,7 +27,22 @@ from .context import prompt_secret
     show_default=True,
     type=click.Choice(["critical", "error", "warning", "info", "debug"]),
 )
-def serve(host: str, port: int, workers: int, no_scheduler: bool, log_level: str) -> None:
+@click.option(
+    "--public-url",
+    envvar="CREDWARDEN_PUBLIC_URL",
+    metavar="URL",
+    default=None,
+    help="Where browsers reach this server (behind a proxy: its external https URL);"
+    " OAuth redirects come to URL/oauth/callback. [default: http://HOST:PORT]",
+)
+def serve(
+    host: str,
+    port: int,
+    workers: int,
+    no_scheduler: bool,
+    log_level: str,
+    public_url: str | None,
+) -> None:
     """Serve the REST API under /v1 (OpenAPI at /openapi.json), /healthz and /metrics.
 
     Every /v1 call needs `Authorization: Bearer TOKEN`; a token comes from
@@ -40,10 +55,13 @@ def serve(host: str, port: int, workers: int, no_scheduler: bool, log_level: str
             "serve runs next to the store, not against another server",
             hint="unset CREDWARDEN_URL (and CREDWARDEN_TOKEN) to serve the local store",
         )
+    from ..api.app import CALLBACK_PATH, check_public_url
+    from ..api.server import default_public_url
     from ..api.server import serve as run_server
     from ..settings import redact_url
     from ..warden import Warden
 
+    public_url = check_public_url(public_url or default_public_url(host, port))
     w = Warden.open(source="serve", prompt=prompt_secret)  # jobs are audited as source "serve"
     where = redact_url(w.settings.database_url)
 
@@ -52,6 +70,7 @@ def serve(host: str, port: int, workers: int, no_scheduler: bool, log_level: str
             f"credwarden serving {url}  (API {url}/v1, OpenAPI {url}/openapi.json)", err=True
         )
         click.echo(f"health {url}/healthz  metrics {url}/metrics  store {where}", err=True)
+        click.echo(f"OAuth redirect URI {public_url}{CALLBACK_PATH}", err=True)
         if not any(p.type == "user" for p in w.principals()):
             click.echo(
                 "no principals yet; the first admin token:\n"
@@ -73,6 +92,7 @@ def serve(host: str, port: int, workers: int, no_scheduler: bool, log_level: str
             log_level=log_level,
             on_ready=ready,
             workers=workers,
+            public_url=public_url,
         )
     finally:
         w.close()
