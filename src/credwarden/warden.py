@@ -75,6 +75,7 @@ from .watch import usage
 T = TypeVar("T")
 _UNSET: Any = object()
 MAX_TEXT = 2000
+MAX_ROTATE_EVERY = 100 * 366 * 86400
 READ_ACTIONS = frozenset({"read", "use", "describe", "list", "history", "audit.read"})
 VERSION_CACHE = 1024
 _TAG_KEY_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}\Z")
@@ -839,6 +840,7 @@ class Warden:
         from .lifecycle.livetest import run_test
 
         addr = str(parse_address(address))
+        self._authorize("test", addr)  # before anything is looked at or sent
         outcome = run_test(self, addr, dict(template_vars or {}), timeout)
         if outcome.message.startswith("nothing to test"):
             return outcome
@@ -1992,9 +1994,11 @@ def _check_meta(**meta: Any) -> dict[str, Any]:
         out["expires_at"] = v
     if "rotate_every" in meta:
         v = meta["rotate_every"]
-        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v <= 0):
+        if v is not None and (
+            not isinstance(v, int) or isinstance(v, bool) or v <= 0 or v > MAX_ROTATE_EVERY
+        ):
             raise ValidationError(
-                "rotate_every must be a positive number of seconds",
+                "rotate_every must be a positive number of seconds (at most 100 years)",
                 hint="on the command line: --rotate-every 90d",
             )
         out["rotate_every"] = v

@@ -101,10 +101,9 @@ ROUTES: list[Row] = [
     Row("GET", "/v1/connect/{flow}", {"flow": "0" * 64}, None, "runner-p", None, None),
     Row("GET", C + "/versions", CRED, "describe", "runner-p", "nobody", "history"),
     Row("POST", C + "/rollback", CRED, "write", "editor-p", "runner-p", "write", {"to_version": 1}),
-    # The live test describes the credential first (its kind and provider decide what to
-    # send), so a principal without even `describe` is refused at that step. (Seeded
-    # credentials name no provider: the granted call answers "nothing to test", offline.)
-    Row("POST", C + "/test", CRED, "use", "runner-p", "viewer-p", "describe", body={}),
+    # The live test is authorized (`use`) before anything is looked at. (Seeded credentials
+    # name no provider: the granted call answers "nothing to test", offline.)
+    Row("POST", C + "/test", CRED, "use", "runner-p", "viewer-p", "test", body={}),
     Row(
         "POST",
         "/v1/import",
