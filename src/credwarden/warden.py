@@ -162,6 +162,7 @@ class Warden:
         self._kinds: dict[str, str] = {}
         self._group = GroupCommit(self._commit_events)
         self._agroup: Any = None  # audit.agroup.AsyncGroupCommit, made by the first async read
+        self._readers: Any = None  # a ThreadPoolExecutor for async reads of a networked store
         self.access: AccessCache = getattr(policy, "access", None) or AccessCache(store)
         self._token_use: dict[str, str] = {}  # API token id -> last use, flushed by the scheduler
         self._verified: dict[str, tuple[Any, Principal, str | None, str]] = {}
@@ -175,6 +176,11 @@ class Warden:
     def principal(self) -> Principal:
         """Who the current operation is done for (see `acting_as`)."""
         return (_CALLER.get() or self._caller).principal
+
+    @property
+    def store_dialect(self) -> str:
+        """ "sqlite" or "postgres"."""
+        return self._store.dialect
 
     @property
     def source(self) -> str:
@@ -385,6 +391,8 @@ class Warden:
     def close(self) -> None:
         if self._agroup is not None:
             self._agroup.close()
+        if self._readers is not None:
+            self._readers.shutdown(wait=True)
         self._versions.clear()
         self._creds.clear()
         self._store.close()
@@ -777,27 +785,30 @@ class Warden:
         return Credential(self._info(cred, ver, None), dict(sorted(values.items())))
 
     async def _aop(self, action: str, address: str | None, work: Callable[[Tx, _Op], T]) -> T:
-        """`_op` for a read on an event loop. On an embedded (SQLite) store the snapshot read runs
-        inline (tens of microseconds); on a networked store the whole operation runs in a thread
-        so the loop never waits on the network."""
-        import asyncio
+        """`_op` for a read on an event loop. The event is group-committed (see
+        audit/agroup.py) and awaited before the result is returned. On an embedded (SQLite)
+        store the read runs inline (microseconds); on a networked one in a thread, so the loop
+        never waits on the network."""
 
-        if self._store.dialect != "sqlite":
-            return await asyncio.to_thread(self._op, action, address, work)
+        embedded = self._store.dialect == "sqlite"
         if self._agroup is None:
             from .audit.agroup import AsyncGroupCommit
 
-            self._agroup = AsyncGroupCommit(self._commit_events)
+            self._agroup = AsyncGroupCommit(self._commit_events, inline=embedded)
         op = _Op()
         # Denials and failures are group-committed like successes: a flood of refused or
-        # missing reads must not stall the loop on one commit each.
+        # missing reads must not stall on one commit each.
         if not self._allowed(action, address):
             await self._agroup.run((action, address, "denied", op))
             raise self._denied(action, address)
-        try:
-            # One record is read (its versions are immutable and cached): no transaction needed.
+
+        def read() -> T:
+            # One record is read (its versions are immutable and cached): no transaction.
             with self._store.statements() as tx:
-                result = work(tx, op)
+                return work(tx, op)
+
+        try:
+            result = read() if embedded else await self._in_reader(read)
         except CredwardenError as exc:
             if not isinstance(exc, ValidationError):
                 op.detail = {**op.detail, "error": exc.code}
@@ -805,6 +816,16 @@ class Warden:
             raise
         await self._agroup.run((action, address, "ok", op))
         return result
+
+    async def _in_reader(self, fn: Callable[[], T]) -> T:
+        """Run a store read in the facade's reader threads (each keeps its connection)."""
+        import asyncio
+
+        if self._readers is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._readers = ThreadPoolExecutor(16, thread_name_prefix="cw-read")
+        return await asyncio.get_running_loop().run_in_executor(self._readers, fn)
 
     def headers(self, address: str) -> dict[str, Secret]:
         """The HTTP headers that authenticate with this credential. For an OAuth connection, an

@@ -1,9 +1,12 @@
-"""Group commit for audited reads served from an asyncio event loop on an embedded (SQLite)
-store (kept apart: a CLI `get` must not pay for importing asyncio)."""
+"""Group commit for audited reads served from an asyncio event loop (kept apart: a CLI `get`
+must not pay for importing asyncio)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import queue
+import threading
 from collections.abc import Callable
 
 from .group import Entry
@@ -12,38 +15,64 @@ _Batch = list[tuple[Entry, "asyncio.Future[None]"]]
 
 
 class AsyncGroupCommit:
-    """Readers on an event loop await the commit holding their event. The events of every
-    request handled in the loop's current iteration (all whose bytes arrived together) are
-    written in one transaction at the end of that iteration, on the loop itself.
+    """Readers on an event loop await the commit holding their event; one commit at a time
+    writes every event queued since the last (all bookkeeping on the loop thread).
 
-    On the loop, not in a writer thread: a commit to a local WAL file costs tens of
-    microseconds, while handing batches to a thread made the two threads pass the GIL back
-    and forth around every SQLite call (measured: 7.4k reads/s with a writer thread, 11.4k
-    inline; bench/rest.py). A networked store does not come here: its reads run in threads.
+    `inline` (an embedded SQLite store): the events of the requests handled in one loop
+    iteration are committed at its end, on the loop itself. A commit to a local WAL file
+    costs tens of microseconds, while handing batches to a thread made the two threads pass
+    the GIL back and forth around every SQLite call (measured with bench/rest.py: 7.4k
+    reads/s with a writer thread, 11.4k inline). Otherwise (a networked store, where a
+    commit waits on the network and the disk of another machine) a writer thread commits,
+    and events queue meanwhile.
     """
 
-    def __init__(self, commit: Callable[[list[Entry]], None]) -> None:
+    def __init__(self, commit: Callable[[list[Entry]], None], *, inline: bool) -> None:
         self._commit = commit
+        self._inline = inline
         self._pending: _Batch = []
-        self._scheduled = False
+        self._busy = False  # a flush is scheduled or a commit is running
+        self._jobs: queue.SimpleQueue[tuple[_Batch, asyncio.AbstractEventLoop] | None] = (
+            queue.SimpleQueue()
+        )
+        self._thread: threading.Thread | None = None
 
     async def run(self, entry: Entry) -> None:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
         self._pending.append((entry, fut))
-        if not self._scheduled:
-            self._scheduled = True
-            loop.call_soon(self._flush)
+        if not self._busy:
+            self._busy = True
+            loop.call_soon(self._flush, loop)
         await fut
 
-    def _flush(self) -> None:
-        self._scheduled = False
+    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
         batch, self._pending = self._pending, []
-        error: BaseException | None = None
+        if self._inline:
+            self._done(loop, batch, self._write_batch(batch))
+            return
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._writer, name="cw-audit", daemon=True)
+            self._thread.start()
+        self._jobs.put((batch, loop))
+
+    def _write_batch(self, batch: _Batch) -> BaseException | None:
         try:
             self._commit([e for e, _ in batch])
         except BaseException as exc:  # handed to every reader of the batch
-            error = exc
+            return exc
+        return None
+
+    def _writer(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            batch, loop = job
+            error = self._write_batch(batch)
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+                loop.call_soon_threadsafe(self._done, loop, batch, error)
+
+    def _done(
+        self, loop: asyncio.AbstractEventLoop, batch: _Batch, error: BaseException | None
+    ) -> None:
         for _, waiter in batch:
             if waiter.done():
                 continue  # its request was cancelled (client gone)
@@ -51,6 +80,16 @@ class AsyncGroupCommit:
                 waiter.set_exception(error)
             else:
                 waiter.set_result(None)
+        if self._pending:
+            if self._inline:
+                loop.call_soon(self._flush, loop)
+            else:
+                self._flush(loop)
+        else:
+            self._busy = False
 
     def close(self) -> None:
-        """Nothing to release (kept for the facade's close)."""
+        if self._thread is not None:
+            self._jobs.put(None)
+            self._thread.join(timeout=30)
+            self._thread = None
