@@ -40,6 +40,8 @@ test: lint typecheck unit
 bench: $(VENV)/.installed-dev tests/peers/node_modules/.package-lock.json
 	$(BIN)/python bench/read.py
 	$(BIN)/python bench/refresh_storm.py
+	$(BIN)/python bench/grants.py
+	$(BIN)/python bench/rest.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
