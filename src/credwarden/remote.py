@@ -21,13 +21,11 @@ from .audit.chain import AuditEvent, VerifyReport
 from .errors import (
     CredentialInvalid,
     CredwardenError,
-    NotFound,
     PermissionDenied,
     RateLimited,
     StoreError,
     Unauthenticated,
     UsageError,
-    ValidationError,
 )
 from .model import Credential, CredentialInfo, VersionInfo
 from .secret import Secret
@@ -484,30 +482,15 @@ class RemoteWarden(Warden):
         return addr, {str(k): str(v) for k, v in dict(values).items()}
 
     def get(self, ref: str) -> Secret:
-        """The value of one field (`addr#field`), or of the kind's main field."""
+        """The value of one field (`addr#field`), or of the kind's main field: one request,
+        one audited read of that field."""
         address, wanted = parse_ref(ref)
-        addr, values = self._value(str(address))
-        name = wanted
-        if name is None:
-            if len(values) == 1 and next(iter(values)) in _main_fields():
-                name = next(iter(values))
-            else:
-                kind = self._kinds.get(addr) or self.describe(addr).kind
-                from .kinds import get_kind
-
-                name = get_kind(kind).main_field
-                if name is None:
-                    if len(values) != 1:
-                        raise ValidationError(
-                            f"{addr} is a {kind} credential with several fields",
-                            hint=f"name one: {addr}#FIELD (fields: {', '.join(sorted(values))})",
-                        )
-                    name = next(iter(values))
-        if name not in values:
-            raise NotFound(
-                f"{addr} has no field {name!r}", hint=f"its fields: {', '.join(sorted(values))}"
-            )
-        return Secret(values[name])
+        _addr, path = self._cred(str(address), "/value")
+        query = [("field", wanted)] if wanted is not None else [("main", "true")]
+        values = dict(self._call("GET", path, query=query))
+        if len(values) != 1:
+            raise StoreError(f"the server at {self._url_shown} answered an unexpected value")
+        return Secret(str(next(iter(values.values()))))
 
     def read(self, address: str) -> Credential:
         """Every field of the current version (secrets wrapped), with the metadata."""
@@ -883,22 +866,6 @@ def _actions(actions: str | Sequence[str] | None) -> _list[str] | None:
     if isinstance(actions, str):
         return [a.strip() for a in actions.split(",") if a.strip()]
     return [str(a) for a in actions]
-
-
-_MAIN_FIELDS: frozenset[str] | None = None
-
-
-def _main_fields() -> frozenset[str]:
-    """Field names that are some kind's main field: a credential holding only one of them
-    answers `get` with it, as the local facade would (whatever its kind)."""
-    global _MAIN_FIELDS
-    if _MAIN_FIELDS is None:
-        from .kinds import get_kind, kind_names
-
-        _MAIN_FIELDS = frozenset(
-            m for n in kind_names() if (m := get_kind(n).main_field) is not None
-        )
-    return _MAIN_FIELDS
 
 
 def _unavailable(name: str) -> NoReturn:

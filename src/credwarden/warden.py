@@ -724,31 +724,39 @@ class Warden:
         """The value of one field (`addr#field`), or of the kind's main field."""
         address, wanted = parse_ref(ref)
         addr = str(address)
+        return Secret(
+            self._op("read", addr, lambda tx, op: self._get_work(addr, wanted, tx, op))[1]
+        )
 
-        def work(tx: Tx, op: _Op) -> str:
-            cred = self._load(tx, addr)
-            ver = self._load_version(tx, cred)
-            name = wanted or get_kind(cred.kind).main_field
-            op.version = cred.version
-            if name is None:
-                fields = sorted([*ver.secret, *ver.plain])
-                if len(fields) != 1:
-                    raise ValidationError(
-                        f"{addr} is a {cred.kind} credential with several fields",
-                        hint=f"name one: {addr}#FIELD (fields: {', '.join(fields)})",
-                    )
-                name = fields[0]
-            op.detail["field"] = name
-            if name in ver.plain:
-                return ver.plain[name]
-            if name not in ver.secret:
-                raise NotFound(
-                    f"{addr} has no field {name!r}",
-                    hint=f"its fields: {', '.join(sorted([*ver.secret, *ver.plain]))}",
+    async def aget_field(self, ref: str) -> tuple[str, str]:
+        """`get` for code on an event loop: the field's name (the kind's main field when
+        none is named) and its value."""
+        address, wanted = parse_ref(ref)
+        addr = str(address)
+        return await self._aop("read", addr, lambda tx, op: self._get_work(addr, wanted, tx, op))
+
+    def _get_work(self, addr: str, wanted: str | None, tx: Tx, op: _Op) -> tuple[str, str]:
+        cred = self._load(tx, addr)
+        ver = self._load_version(tx, cred)
+        name = wanted or get_kind(cred.kind).main_field
+        op.version = cred.version
+        if name is None:
+            fields = sorted([*ver.secret, *ver.plain])
+            if len(fields) != 1:
+                raise ValidationError(
+                    f"{addr} is a {cred.kind} credential with several fields",
+                    hint=f"name one: {addr}#FIELD (fields: {', '.join(fields)})",
                 )
-            return self._decrypt(tx, cred, ver, (name,))[name]
-
-        return Secret(self._op("read", addr, work))
+            name = fields[0]
+        op.detail["field"] = name
+        if name in ver.plain:
+            return name, ver.plain[name]
+        if name not in ver.secret:
+            raise NotFound(
+                f"{addr} has no field {name!r}",
+                hint=f"its fields: {', '.join(sorted([*ver.secret, *ver.plain]))}",
+            )
+        return name, self._decrypt(tx, cred, ver, (name,))[name]
 
     def read(self, address: str) -> Credential:
         """Every field of the current version (secrets wrapped), with the metadata."""

@@ -340,8 +340,20 @@ def create_app(
         "/credentials/{env}/{service}/{name}/value",
         summary="The fields' values (read; audited before they are returned)",
     )
-    async def value(c: Caller, env: str, service: str, name: str) -> dict[str, str]:
-        version, values = await arun(c, lambda: warden.aread_values(addr(env, service, name)))
+    async def value(
+        c: Caller,
+        env: str,
+        service: str,
+        name: str,
+        field: Annotated[str | None, Query(max_length=128, description="only this field")] = None,
+        main: Annotated[bool, Query(description="only the kind's main field")] = False,
+    ) -> dict[str, str]:
+        address = addr(env, service, name)
+        if field is not None or main:
+            ref = f"{address}#{field}" if field is not None else address
+            picked, value = await arun(c, lambda: warden.aget_field(ref))
+            return {picked: value}
+        version, values = await arun(c, lambda: warden.aread_values(address))
         return JSONResponse(  # type: ignore[return-value]
             values, headers={"x-credwarden-version": str(version)}
         )

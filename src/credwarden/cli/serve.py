@@ -66,14 +66,12 @@ def serve(
     where = redact_url(w.settings.database_url)
 
     def ready(url: str) -> None:
-        click.echo(
-            f"credwarden serving {url}  (API {url}/v1, OpenAPI {url}/openapi.json)", err=True
-        )
-        click.echo(f"health {url}/healthz  metrics {url}/metrics  store {where}", err=True)
+        click.echo(f"credwarden serving {url}  (API under /v1, OpenAPI /openapi.json)", err=True)
+        click.echo(f"health /healthz, metrics /metrics; store {where}", err=True)
         click.echo(f"OAuth redirect URI {public_url}{CALLBACK_PATH}", err=True)
-        if not any(p.type == "user" for p in w.principals()):
+        if not any("admin" in g.actions and g.pattern == "*/*/*" for g in w.grants()):
             click.echo(
-                "no principals yet; the first admin token:\n"
+                "no admin principal yet; the first admin token (run next to the store):\n"
                 "  credwarden principal add admin --type user --role admin\n"
                 "  credwarden principal token admin --expires 30d",
                 err=True,
