@@ -259,21 +259,8 @@ def create_app(
 
     @v1.post("/credentials", status_code=201, summary="Add a credential (write)")
     def add_credential(c: Caller, body: NewCredential) -> dict[str, Any]:
-        info = run(
-            c,
-            lambda: warden.add(
-                body.address,
-                body.kind,
-                body.fields,
-                provider=body.provider,
-                description=body.description,
-                owner=body.owner,
-                tags=body.tags,
-                links=body.links,
-                expires_at=body.expires_at,
-                rotate_every=body.rotate_every,
-            ),
-        )
+        meta = body.model_dump(exclude={"address", "kind", "fields"})
+        info = run(c, lambda: warden.add(body.address, body.kind, body.fields, **meta))
         return dict(info.to_dict())
 
     @v1.get("/credentials/{env}/{service}/{name}", summary="Metadata, health, versions (describe)")
@@ -518,18 +505,8 @@ def create_app(
 
     @v1.post("/principals", status_code=201, summary="Add a principal (admin)")
     def add_principal(c: Caller, body: NewPrincipal) -> dict[str, Any]:
-        rec = run(
-            c,
-            lambda: warden.add_principal(
-                body.name,
-                type=body.type,
-                owner=body.owner,
-                description=body.description,
-                role=body.role,
-                pattern=body.pattern,
-            ),
-        )
-        return dict(rec.to_dict())
+        fields = body.model_dump(exclude={"name"})
+        return dict(run(c, lambda: warden.add_principal(body.name, **fields)).to_dict())
 
     @v1.get("/principals/{name}", summary="A principal with its grants and tokens (admin)")
     def principal(c: Caller, name: str) -> dict[str, Any]:

@@ -356,13 +356,9 @@ class PostgresStore(Store):
                 hint=exc.hint,
             ) from None
 
-    @contextmanager
-    def lock(self, name: str, *, timeout: float) -> Iterator[None]:
-        """A session advisory lock on this thread's lock connection (autocommit, kept for the
-        next lock): PostgreSQL releases it when that connection ends, so a dead node never
-        keeps it (and a live one never loses it)."""
-        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
-        conn: Connection | None = getattr(self._lock_local, "conn", None)
+    def _autocommit(self, local: threading.local) -> Connection:
+        """This thread's autocommit connection kept in `local` (closed with the store)."""
+        conn: Connection | None = getattr(local, "conn", None)
         if conn is None or conn.closed:
             try:
                 conn = psycopg.connect(self._conninfo, autocommit=True)
@@ -370,9 +366,18 @@ class PostgresStore(Store):
                 raise StoreError(
                     f"cannot connect to the PostgreSQL store at {self._where}"
                 ) from None
-            self._lock_local.conn = conn
+            local.conn = conn
             with self._lock:
                 self._lock_conns.append(conn)
+        return conn
+
+    @contextmanager
+    def lock(self, name: str, *, timeout: float) -> Iterator[None]:
+        """A session advisory lock on this thread's lock connection (autocommit, kept for the
+        next lock): PostgreSQL releases it when that connection ends, so a dead node never
+        keeps it (and a live one never loses it)."""
+        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+        conn = self._autocommit(self._lock_local)
         healthy = False
         try:
             try:
@@ -401,17 +406,7 @@ class PostgresStore(Store):
     def statements(self) -> Iterator[Tx]:
         """Autocommit reads on this thread's autocommit connection: one round trip for a point
         read instead of three (BEGIN ... COMMIT)."""
-        conn: Connection | None = getattr(self._auto_local, "conn", None)
-        if conn is None or conn.closed:
-            try:
-                conn = psycopg.connect(self._conninfo, autocommit=True)
-            except psycopg.Error:
-                raise StoreError(
-                    f"cannot connect to the PostgreSQL store at {self._where}"
-                ) from None
-            self._auto_local.conn = conn
-            with self._lock:
-                self._lock_conns.append(conn)  # closed with the store
+        conn = self._autocommit(self._auto_local)
         try:
             yield PostgresTx(conn, write=False, where=self._where, renew=None)
         except psycopg.Error as exc:
