@@ -1731,7 +1731,9 @@ class Warden:
         rec = self.access.token(parts[0]) if parts else None
         now = _now_second()
         reason = None
-        if parts is None:
+        if not token:
+            reason = "missing"
+        elif parts is None:
             reason = "malformed"
         elif rec is None or not secret_matches(rec.salt, rec.hash, parts[1]):
             reason = "unknown"
@@ -1749,7 +1751,7 @@ class Warden:
             op.caller = Caller(Principal(named, "unknown"), "api", client)
             self._audit_alone("authenticate", None, "denied", op)
             raise Unauthenticated(
-                f"the API token is {'not valid' if reason in ('malformed', 'unknown') else reason}",
+                f"the API token is {reason if reason in ('revoked', 'expired') else 'not valid'}",
                 hint="ask an admin for a new one: credwarden principal token NAME",
             )
         assert rec is not None

@@ -73,17 +73,19 @@ def authenticate(
             hint=f"wait {int(brake.window)} s and use a valid token",
         )
     token = bearer(header)
-    if token is None:
-        # No token at all is not a guess: refused, not counted or audited per request.
-        raise Unauthenticated(
-            "this route needs an API token",
-            hint="send `Authorization: Bearer TOKEN` (credwarden principal token NAME)",
-        )
     try:
-        principal = warden.authenticate(token, client=client)
+        # A request without a token is audited as well (reason "missing"), and counts
+        # towards the source's brake like a bad token.
+        principal = warden.authenticate(token or "", client=client)
     except Unauthenticated:
         if brake.failed(ip):
             warden.note_lockout(ip, client)
+        if token is None:
+            raise Unauthenticated(
+                "this route needs an API token",
+                hint="send `Authorization: Bearer TOKEN` (credwarden principal token NAME)",
+            ) from None
         raise
+    assert token is not None
     client["token"] = token[4:16]  # the token's id (never its secret)
     return ApiCaller(principal, client)
