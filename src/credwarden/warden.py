@@ -69,6 +69,7 @@ from .model import (
 from .secret import Secret
 from .settings import DEFAULT_ENVIRONMENTS, Settings, redact_url
 from .store import Store, Tx, open_store
+from .store.base import Record
 from .timeutil import iso, parse_iso, utcnow
 from .watch import usage
 
@@ -162,7 +163,7 @@ class Warden:
         self._kinds: dict[str, str] = {}
         self._group = GroupCommit(self._commit_events)
         self._agroup: Any = None  # audit.agroup.AsyncGroupCommit, made by the first async read
-        self._readers: Any = None  # a ThreadPoolExecutor for async reads of a networked store
+        self._readers: Any = None  # aio.ThreadBatcher: async reads of a networked store
         self.access: AccessCache = getattr(policy, "access", None) or AccessCache(store)
         self._token_use: dict[str, str] = {}  # API token id -> last use, flushed by the scheduler
         self._verified: dict[str, tuple[Any, Principal, str | None, str]] = {}
@@ -392,7 +393,7 @@ class Warden:
         if self._agroup is not None:
             self._agroup.close()
         if self._readers is not None:
-            self._readers.shutdown(wait=True)
+            self._readers.close()
         self._versions.clear()
         self._creds.clear()
         self._store.close()
@@ -810,13 +811,13 @@ class Warden:
             await self._agroup.run((action, address, "denied", op))
             raise self._denied(action, address)
 
-        def read() -> T:
+        def read(fetched: Mapping[str, Record | None] | None = None) -> T:
             # One record is read (its versions are immutable and cached): no transaction.
             with self._store.statements() as tx:
-                return work(tx, op)
+                return work(tx if fetched is None else _Fetched(tx, fetched), op)
 
         try:
-            result = read() if embedded else await self._in_reader(read)
+            result = read() if embedded else await self._in_reader(read, address or "")
         except CredwardenError as exc:
             if not isinstance(exc, ValidationError):
                 op.detail = {**op.detail, "error": exc.code}
@@ -825,15 +826,21 @@ class Warden:
         await self._agroup.run((action, address, "ok", op))
         return result
 
-    async def _in_reader(self, fn: Callable[[], T]) -> T:
-        """Run a store read in the facade's reader threads (each keeps its connection)."""
-        import asyncio
-
+    async def _in_reader(self, fn: Callable[[Any], T], address: str) -> T:
+        """Run a store read in the facade's reader thread, batched with the others of the
+        same loop iteration, their credential records fetched in one statement (aio.py)."""
         if self._readers is None:
-            from concurrent.futures import ThreadPoolExecutor
+            from .aio import ThreadBatcher
 
-            self._readers = ThreadPoolExecutor(16, thread_name_prefix="cw-read")
-        return await asyncio.get_running_loop().run_in_executor(self._readers, fn)
+            def prefetch(keys: _list[str]) -> dict[str, Record | None]:
+                asked = sorted(set(keys))
+                with self._store.statements() as tx:
+                    found = tx.get_many(NS_CRED, asked)
+                return {k: found.get(k) for k in asked}  # None: did not exist
+
+            self._readers = ThreadBatcher("cw-read", prefetch)
+        result: T = await self._readers.run(fn, address)
+        return result
 
     def headers(self, address: str) -> dict[str, Secret]:
         """The HTTP headers that authenticate with this credential. For an OAuth connection, an
@@ -1937,6 +1944,40 @@ def env_var_address(env: str, service: str, var: str) -> str:
             f"cannot import {var[:64]!r} into {env}/{service}: {exc.message}",
             hint="variable names become credential names: letters and digits",
         ) from None
+
+
+class _Fetched(Tx):
+    """A statement-level Tx whose credential records were fetched for a whole batch of reads
+    (one round trip); anything else is read as usual."""
+
+    __slots__ = ("_fetched", "_tx")
+
+    def __init__(self, tx: Tx, fetched: Mapping[str, Record | None]) -> None:
+        self._tx = tx
+        self._fetched = fetched
+
+    def get(self, ns: str, key: str) -> Record | None:
+        if ns == NS_CRED and key in self._fetched:
+            return self._fetched[key]
+        return self._tx.get(ns, key)
+
+    def put(self, ns: str, key: str, body: bytes, *, rev: int) -> int:
+        return self._tx.put(ns, key, body, rev=rev)
+
+    def delete(self, ns: str, key: str, *, rev: int) -> None:
+        self._tx.delete(ns, key, rev=rev)
+
+    def list(self, ns: str, prefix: str = "") -> _list[Record]:
+        return self._tx.list(ns, prefix)
+
+    def audit_head(self) -> Any:
+        return self._tx.audit_head()
+
+    def audit_append(self, rows: Any, head: Any) -> None:
+        self._tx.audit_append(rows, head)
+
+    def audit_scan(self, **kw: Any) -> Any:
+        return self._tx.audit_scan(**kw)
 
 
 def _failure_result(exc: CredwardenError) -> str:

@@ -59,6 +59,10 @@ class Tx(ABC):
     def get(self, ns: str, key: str) -> Record | None:
         """The record, or None."""
 
+    def get_many(self, ns: str, keys: Sequence[str]) -> dict[str, Record]:
+        """The records that exist among `keys` (a backend may do it in one statement)."""
+        return {k: r for k in keys if (r := self.get(ns, k)) is not None}
+
     @abstractmethod
     def put(self, ns: str, key: str, body: bytes, *, rev: int) -> int:
         """Write if the current rev is `rev` (0: must not exist); return the new rev.

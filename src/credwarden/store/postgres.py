@@ -92,6 +92,14 @@ class PostgresTx(Tx):
         ).fetchone()
         return None if row is None else Record(key, row[0], row[1])
 
+    def get_many(self, ns: str, keys: Sequence[str]) -> dict[str, Record]:
+        rows = self._exec(
+            "SELECT key, rev, body FROM records WHERE ns = %s AND key = ANY(%s)",
+            (ns, list(keys)),
+            binary=True,
+        ).fetchall()
+        return {r[0]: Record(r[0], r[1], r[2]) for r in rows}
+
     def put(self, ns: str, key: str, body: bytes, *, rev: int) -> int:
         if rev == 0:
             cur = self._exec(
