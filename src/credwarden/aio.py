@@ -30,9 +30,15 @@ class ThreadBatcher:
             queue.SimpleQueue()
         )
         self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def run(self, fn: Callable[[Any], T], key: str) -> T:
         loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            old = self._loop
+            if old is not None and not old.is_closed() and (self._scheduled or self._pending):
+                raise RuntimeError("a Warden's async reads run on one event loop at a time")
+            self._loop, self._pending, self._scheduled = loop, [], False
         fut: asyncio.Future[T] = loop.create_future()
         self._pending.append((fn, key, fut))
         if not self._scheduled:

@@ -61,6 +61,17 @@ def redact_url(url: str) -> str:
     return f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}"
 
 
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _error_classes() -> tuple[dict[str, type[CredwardenError]], dict[int, type[CredwardenError]]]:
     """Every CredwardenError subclass loaded, by code and (most general first) by exit code."""
     by_code: dict[str, type[CredwardenError]] = {}
@@ -135,6 +146,17 @@ class RemoteWarden(Warden):
             raise UsageError(
                 f"CREDWARDEN_URL must not hold a user name or password ({self._url_shown})",
                 hint="the API token (CREDWARDEN_TOKEN) is what authenticates",
+            )
+        if (
+            parts.scheme == "http"
+            and not _is_loopback(parts.hostname)
+            and os.environ.get("CREDWARDEN_ALLOW_HTTP") != "1"
+        ):
+            raise UsageError(
+                f"CREDWARDEN_URL is plain http to another machine ({self._url_shown}): the API"
+                " token and every secret read would cross the network unencrypted",
+                hint="use https (a TLS proxy in front of `credwarden serve`), or set"
+                " CREDWARDEN_ALLOW_HTTP=1 on a network you trust",
             )
         if not _TOKEN_RE.match(token):
             raise UsageError(  # never echo it: it is (almost) a secret

@@ -1099,7 +1099,8 @@ class Warden:
             return out
 
         usage.fold(self._store)
-        return self._op("list", None, work)
+        with self.access.pinned():  # the per-credential checks run inside the transaction
+            return self._op("list", None, work)
 
     def history(self, address: str) -> _list[VersionInfo]:
         """Every version, newest first, without values."""
@@ -1464,7 +1465,8 @@ class Warden:
             )
         self._check_env(Address(env, "x", "x"))
         out: dict[str, tuple[str, str]] = {}
-        with self._store.transaction() as tx:
+        withheld: _list[str] = []
+        with self.access.pinned(), self._store.transaction() as tx:
             records = [
                 CredentialRecord.from_bytes(r.body, r.rev) for r in tx.list(NS_CRED, env + "/")
             ]
@@ -1472,6 +1474,7 @@ class Warden:
                 if only and not any(matches(p, cred.address) for p in only):
                     continue
                 if not self._allowed("read", cred.address):
+                    withheld.append(cred.address)
                     continue
                 ver = self._load_version(tx, cred)
                 values = self._values(tx, cred, ver)
@@ -1495,6 +1498,23 @@ class Warden:
                             "via": "env",
                             "vars": sorted(v for v, (a, _) in out.items() if a == cred.address),
                         },
+                    ),
+                )
+            if withheld or not out:
+                # Each credential read has its event; when the caller's grants held some back,
+                # or nothing was read at all, the call itself leaves one too.
+                self._audit(
+                    tx,
+                    "env_vars",
+                    None,
+                    "partial" if withheld else "empty",
+                    _Op(
+                        detail={
+                            "env": env,
+                            "vars": len(out),
+                            **({"only": list(only)[:20]} if only else {}),
+                            **({"withheld": withheld[:50]} if withheld else {}),
+                        }
                     ),
                 )
         return {var: Secret(value) for var, (_a, value) in sorted(out.items())}
@@ -1722,12 +1742,14 @@ class Warden:
 
         return self._op("list", None, work)
 
-    def authenticate(self, token: str, *, client: dict[str, Any] | None = None) -> Principal:
+    def authenticate(
+        self, token: str, *, client: dict[str, Any] | None = None, audit: bool = True
+    ) -> Principal:
         """The principal an API token belongs to; an unknown, expired or revoked token (or one
         whose principal was removed) is refused, and the refusal audited."""
         from .access.tokens import secret_matches, split_token
 
-        state = self.access.current()
+        state = self.access.current()  # one snapshot for the whole check (and the cache)
         hit = self._verified.get(token)
         if hit is not None and hit[0] is state:  # same access generation: nothing revoked since
             now = _now_second()
@@ -1735,9 +1757,14 @@ class Warden:
                 self._token_use[hit[3]] = now
                 return hit[1]
         parts = split_token(token)
-        rec = self.access.token(parts[0]) if parts else None
+        rec = state.tokens.get(parts[0]) if parts else None
+        settled = True  # everything came from `state`: safe to remember against it
+        if parts and rec is None:
+            rec = self.access.token(parts[0])  # made elsewhere since the last load?
+            settled = False
         now = _now_second()
         reason = None
+        owner = None
         if not token:
             reason = "missing"
         elif parts is None:
@@ -1748,29 +1775,47 @@ class Warden:
             reason = "revoked"
         elif rec.expires_at is not None and rec.expires_at <= now:
             reason = "expired"
-        elif rec.principal not in self.access.current().principals:
-            self.access.invalidate()
-            if rec.principal not in self.access.current().principals:
+        else:
+            owner = state.principals.get(rec.principal)
+            if owner is None:  # added elsewhere since the last load, or removed
+                self.access.invalidate()
+                owner = self.access.current().principals.get(rec.principal)
+                settled = False
+            if owner is None:
                 reason = "principal_removed"
         if reason is not None:
-            op = _Op(detail={"reason": reason})
-            named = rec.principal if rec is not None and reason != "unknown" else "anonymous"
-            op.caller = Caller(Principal(named, "unknown"), "api", client)
-            self._audit_alone("authenticate", None, "denied", op)
+            if audit:
+                op = _Op(detail={"reason": reason})
+                named = rec.principal if rec is not None and reason != "unknown" else "anonymous"
+                op.caller = Caller(Principal(named, "unknown"), "api", client)
+                self._audit_alone("authenticate", None, "denied", op)
             raise Unauthenticated(
                 f"the API token is {reason if reason in ('revoked', 'expired') else 'not valid'}",
                 hint="ask an admin for a new one: credwarden principal token NAME",
             )
-        assert rec is not None
+        assert rec is not None and owner is not None
         self._token_use[rec.id] = now
-        p = self.access.current().principals[rec.principal]
-        principal = Principal(p.name, p.type)
-        if len(self._verified) > 10_000:
-            self._verified.clear()
-        # Remembered against this access state: any change of tokens, grants or principals
-        # (here or on another node) makes a new state, and the token is checked afresh.
-        self._verified[token] = (self.access.current(), principal, rec.expires_at, rec.id)
+        principal = Principal(owner.name, owner.type)
+        if settled:
+            if len(self._verified) > 10_000:
+                self._verified.clear()
+            # Remembered against this access state: any change of tokens, grants or principals
+            # (here or on another node) makes a new state, and the token is checked afresh.
+            self._verified[token] = (state, principal, rec.expires_at, rec.id)
         return principal
+
+    def remembered(self, token: str) -> Principal | None:
+        """The principal of a token already verified against the access state held in memory,
+        without reading anything (None: check it in full with `authenticate`)."""
+        state = self.access.peek()
+        hit = self._verified.get(token)
+        if state is None or hit is None or hit[0] is not state:
+            return None
+        now = _now_second()
+        if hit[2] is not None and hit[2] <= now:
+            return None
+        self._token_use[hit[3]] = now
+        return hit[1]
 
     def note_lockout(self, ip: str, client: dict[str, Any]) -> None:
         """Audit (once per lock-out) that a source is refused after repeated bad tokens."""

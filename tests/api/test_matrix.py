@@ -471,9 +471,9 @@ def test_brake_after_ten_bad_tokens(path: str, api: Api, client: TestClient) -> 
     assert statuses == [401] * 10 + [429]
     body = assert_error(client.get(path, headers=bad), 429, "rate_limited")
     assert "testclient" in body["message"]
-    # Even a valid token is refused from that source while the brake holds...
-    assert_error(client.get(path, headers=api.auth("admin")), 429)
-    # ...but not from another one.
+    # A valid token still gets in from that source (behind a proxy many clients share one
+    # address: the brake must not lock them all out), and from any other.
+    assert client.get(path, headers=api.auth("admin")).status_code == 200
     with TestClient(client.app, client=("192.0.2.7", 4242)) as other:
         assert other.get(path, headers=api.auth("admin")).status_code == 200
     events = api.events()

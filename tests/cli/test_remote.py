@@ -534,3 +534,15 @@ def test_error_answers_map_to_the_local_exceptions(
         assert CANARY not in str(info.value) and CANARY not in str(getattr(info.value, "hint", ""))
     finally:
         fake.close()
+
+
+def test_plain_http_to_another_machine_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from credwarden.remote import RemoteWarden
+
+    token = "cwt_0123456789ab_" + "x" * 43
+    with pytest.raises(UsageError, match="unencrypted"):
+        RemoteWarden("http://10.0.0.5:8470", token)
+    RemoteWarden("http://127.0.0.1:8470", token).close()  # loopback: fine
+    RemoteWarden("https://cw.example.com", token).close()
+    monkeypatch.setenv("CREDWARDEN_ALLOW_HTTP", "1")
+    RemoteWarden("http://10.0.0.5:8470", token).close()  # an explicit opt-in

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Final, NamedTuple
 
 from ..model import NS_META, dumps
@@ -77,8 +79,12 @@ class AccessCache:
         self._state: AccessState | None = None
         self._checked = 0.0
         self._lock = threading.Lock()
+        self._pinned = threading.local()
 
     def current(self) -> AccessState:
+        pinned: AccessState | None = getattr(self._pinned, "state", None)
+        if pinned is not None:
+            return pinned
         state = self._state
         if state is not None and time.monotonic() - self._checked < self.ttl:
             return state
@@ -91,6 +97,28 @@ class AccessCache:
                     self._state = load_state(tx)
             self._checked = time.monotonic()
             return self._state
+
+    def peek(self) -> AccessState | None:
+        """The state held in memory while it needs no re-check (else None): never reads."""
+        pinned: AccessState | None = getattr(self._pinned, "state", None)
+        if pinned is not None:
+            return pinned
+        state = self._state
+        if state is not None and time.monotonic() - self._checked < self.ttl:
+            return state
+        return None
+
+    @contextmanager
+    def pinned(self) -> Iterator[AccessState]:
+        """Hold the current state for this thread while the block runs (checks made inside a
+        store transaction must not open another one to reload)."""
+        state = self.current()
+        outer = getattr(self._pinned, "state", None)
+        self._pinned.state = state
+        try:
+            yield state
+        finally:
+            self._pinned.state = outer
 
     def invalidate(self) -> None:
         """After a change made here: the next check reloads."""

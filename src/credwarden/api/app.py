@@ -191,11 +191,13 @@ def _page(status: int, title: str, text: str) -> HTMLResponse:
 _bearer = HTTPBearer(auto_error=False, description="an API token (cwt_...)")
 
 
-async def _caller(
+def _caller(
     request: Request,
     creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> ApiCaller:
-    """The authenticated caller (401/429 otherwise); declared for OpenAPI's security scheme."""
+    """The authenticated caller (401/429 otherwise); declared for OpenAPI's security scheme.
+    A plain function: FastAPI runs it in its thread pool, so a token check that reads the
+    store (or audits a failure) never holds up the event loop."""
     ip = request.client.host if request.client else "unknown"
     return authenticate(
         request.app.state.warden,

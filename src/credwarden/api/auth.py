@@ -46,8 +46,9 @@ class FailureBrake:
     def failed(self, ip: str) -> bool:
         """Record a failure; True when this one reaches the limit (audit the lock-out)."""
         with self._lock:
-            if len(self._failures) > 100_000:  # bounded memory under a spray of sources
-                self._failures.clear()
+            if len(self._failures) > 100_000:  # bounded memory under a spray of sources:
+                for old in list(self._failures)[:10_000]:  # drop the longest-tracked
+                    del self._failures[old]
             q = self._failures.setdefault(ip, deque())
             q.append(time.monotonic())
             return len(q) == self.max_failures
@@ -60,24 +61,49 @@ def bearer(header: str | None) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
+def client_info(ip: str, user_agent: str | None) -> dict[str, Any]:
+    """What the audit log records of where a request came from."""
+    client: dict[str, Any] = {"ip": ip}
+    if user_agent:
+        client["user_agent"] = user_agent[:200]
+    return client
+
+
+def remembered(
+    warden: Warden, header: str | None, ip: str, user_agent: str | None
+) -> ApiCaller | None:
+    """The caller of a request whose token was verified against the current access state,
+    from memory alone (no store read): None when it must be checked in full."""
+    token = bearer(header)
+    principal = warden.remembered(token) if token else None
+    if principal is None:
+        return None
+    assert token is not None
+    client = client_info(ip, user_agent)
+    client["token"] = token[4:16]
+    return ApiCaller(principal, client)
+
+
 def authenticate(
     warden: Warden, brake: FailureBrake, header: str | None, ip: str, user_agent: str | None
 ) -> ApiCaller:
     """The caller of a request, or Unauthenticated (401) / RateLimited (429)."""
-    client: dict[str, Any] = {"ip": ip}
-    if user_agent:
-        client["user_agent"] = user_agent[:200]
-    if brake.blocked(ip):
-        raise RateLimited(
-            f"too many failed authentications from {ip}",
-            hint=f"wait {int(brake.window)} s and use a valid token",
-        )
+    client = client_info(ip, user_agent)
     token = bearer(header)
+    # A valid token always gets in: the brake only refuses the failures of a source that
+    # failed too often (behind a proxy many clients share one address).
+    blocked = brake.blocked(ip)
     try:
         # A request without a token is audited as well (reason "missing"), and counts
-        # towards the source's brake like a bad token.
-        principal = warden.authenticate(token or "", client=client)
+        # towards the source's brake like a bad token; a braked source is not audited per
+        # attempt (its lock-out was, once).
+        principal = warden.authenticate(token or "", client=client, audit=not blocked)
     except Unauthenticated:
+        if blocked:
+            raise RateLimited(
+                f"too many failed authentications from {ip}",
+                hint=f"wait {int(brake.window)} s and use a valid token",
+            ) from None
         if brake.failed(ip):
             warden.note_lockout(ip, client)
         if token is None:

@@ -48,6 +48,8 @@ ERROR_SCHEMA: dict[str, Any] = {
 
 
 def status_of(exc: CredwardenError) -> int:
+    if exc.code == "provider_unavailable":  # oauth.endpoint.Transient: the provider, not us
+        return 503
     for cls, status in _STATUS:
         if isinstance(exc, cls):
             return status

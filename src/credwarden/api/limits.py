@@ -92,6 +92,23 @@ class _TooLarge(Exception):
     pass
 
 
+_KNOWN = frozenset(
+    {
+        "credentials",
+        "import",
+        "env-vars",
+        "environments",
+        "whoami",
+        "principals",
+        "tokens",
+        "grants",
+        "audit",
+        "keys",
+        "connect",
+    }
+)
+
+
 def route_label(path: str) -> str:
     """A bounded label for the latency histogram (never the address: unbounded, and data)."""
     if path.startswith("/v1/credentials/"):
@@ -100,7 +117,8 @@ def route_label(path: str) -> str:
             return last
         return "credential"
     if path.startswith("/v1/"):
-        return path.split("/")[2][:20]
+        first = path.split("/")[2]
+        return first if first in _KNOWN else "other"  # never a label per unknown path
     return "other"
 
 

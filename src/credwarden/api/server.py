@@ -66,12 +66,15 @@ def serve(
     on_ready: Callable[[str], None] | None = None,
     workers: int = 1,
     public_url: str | None = None,
+    trusted_proxies: str | None = None,
 ) -> None:
     """Serve until interrupted; the scheduler's jobs run meanwhile (once per interval across
     every node of a shared PostgreSQL store). With `workers` > 1, that many processes share
     the port, each with its own facade over the same store (and its own scheduler: the
     leases make each job run once). `public_url` (default http://HOST:PORT) is where browsers
-    reach the server: OAuth redirects come to `<public_url>/oauth/callback`."""
+    reach the server: OAuth redirects come to `<public_url>/oauth/callback`. Behind a reverse
+    proxy, `trusted_proxies` (its addresses, comma-separated) makes the client address (audit,
+    failed-authentication brake) come from its X-Forwarded-For header."""
     import uvicorn
 
     from .app import check_public_url
@@ -87,7 +90,9 @@ def serve(
         "access_log": False,
         "log_level": log_level,
         "server_header": False,
-        "proxy_headers": False,
+        # X-Forwarded-For only from proxies named as trusted: anyone else could forge it.
+        "proxy_headers": bool(trusted_proxies),
+        "forwarded_allow_ips": trusted_proxies or "",
         "timeout_keep_alive": 15,
         "lifespan": "off",
     }

@@ -36,15 +36,26 @@ class AsyncGroupCommit:
             queue.SimpleQueue()
         )
         self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def run(self, entry: Entry) -> None:
         loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._bind(loop)
         fut: asyncio.Future[None] = loop.create_future()
         self._pending.append((entry, fut))
         if not self._busy:
             self._busy = True
             loop.call_soon(self._flush, loop)
         await fut
+
+    def _bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Serve another event loop (e.g. the SDK's successive `asyncio.run`): what was pending
+        on a closed one has nobody waiting for it."""
+        old = self._loop
+        if old is not None and not old.is_closed() and self._busy:
+            raise RuntimeError("a Warden's async reads run on one event loop at a time")
+        self._loop, self._pending, self._busy = loop, [], False
 
     def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
         batch, self._pending = self._pending, []

@@ -35,6 +35,14 @@ from .context import prompt_secret
     help="Where browsers reach this server (behind a proxy: its external https URL);"
     " OAuth redirects come to URL/oauth/callback. [default: http://HOST:PORT]",
 )
+@click.option(
+    "--trusted-proxy",
+    "trusted_proxies",
+    metavar="ADDRS",
+    default=None,
+    help="Reverse proxies (comma-separated addresses) whose X-Forwarded-For names the client"
+    " (for the audit log and the failed-authentication brake).",
+)
 def serve(
     host: str,
     port: int,
@@ -42,6 +50,7 @@ def serve(
     no_scheduler: bool,
     log_level: str,
     public_url: str | None,
+    trusted_proxies: str | None,
 ) -> None:
     """Serve the REST API under /v1 (OpenAPI at /openapi.json), /healthz and /metrics.
 
@@ -91,6 +100,7 @@ def serve(
             on_ready=ready,
             workers=workers,
             public_url=public_url,
+            trusted_proxies=trusted_proxies,
         )
     finally:
         w.close()

@@ -360,6 +360,9 @@ def connect_finish(
         except CredwardenError as exc:
             _conclude(w, key, "failed", addr, exc.message, "error", {"error": exc.code})
             raise
+        except Exception:  # a bug: the flow still ends (never its text: it may hold anything)
+            _conclude(w, key, "failed", addr, "internal error", "error", {"error": "internal"})
+            raise
         _conclude(w, key, "done", addr, "", "ok", {"version": info.version})
         return info
 
