@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -29,6 +30,15 @@ def _show(
         click.echo(empty, err=True)
         return
     print_table(columns, [(i.address, i.kind, i.health, i.owner, why) for i, why in rows])
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _days_option(help_text: str) -> Callable[[F], F]:
+    return click.option(
+        "--days", default=90, show_default=True, type=click.IntRange(min=1), help=help_text
+    )
 
 
 @report.command()
@@ -81,13 +91,7 @@ def rotation(as_json: bool) -> None:
 
 
 @report.command()
-@click.option(
-    "--days",
-    default=90,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Unused for at least this many days.",
-)
+@_days_option("Unused for at least this many days.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
 def unused(days: int, as_json: bool) -> None:
     """Credentials nobody read or used for DAYS days (candidates for retirement)."""
@@ -113,13 +117,7 @@ _BROAD_ACTIONS = frozenset({"read", "write", "admin"})
 
 
 @report.command()
-@click.option(
-    "--days",
-    default=90,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="A grant not used for this many days is flagged unused.",
-)
+@_days_option("A grant not used for this many days is flagged unused.")
 @click.option("--principal", "principal_name", metavar="P", help="Only this principal's grants.")
 @click.option("--flagged", is_flag=True, help="Only grants with at least one flag.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
