@@ -1,8 +1,10 @@
 """The scheduler of `credwarden serve`: a shared job runs once per interval across nodes, even
-when the node running it dies mid-run; a failing job is recorded and the others go on."""
+when the node running it dies mid-run or loses the job's lock (fenced by its heartbeat); a
+failing or hung job is recorded and the others go on."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import signal
@@ -17,10 +19,13 @@ from typing import Any
 import pytest
 
 from credwarden import NotFound, Warden
-from credwarden.errors import LockTimeout
+from credwarden.errors import LockTimeout, StoreError
 from credwarden.lifecycle.scheduler import NS_JOB, Job, Scheduler, default_jobs
-from credwarden.timeutil import iso, utcnow
+from credwarden.timeutil import iso, parse_iso, utcnow
 from tests.conftest import CANARY
+
+HB = 0.2
+"""A small heartbeat: a run's lease goes stale 3 * HB after its node's last one."""
 
 
 class Counter:
@@ -47,6 +52,25 @@ def _lease(w: Warden, name: str) -> dict[str, Any] | None:
 
 def _status(s: Scheduler, name: str) -> dict[str, Any]:
     return next(st for st in s.status() if st["name"] == name)
+
+
+def _lockless(monkeypatch: pytest.MonkeyPatch, w: Warden) -> None:
+    """Every lock `w` asks for is granted at once: as for a node whose peer running a job lost
+    the job's lock (a network blip, a failover) while living on."""
+    monkeypatch.setattr(w._store, "lock", lambda name, *, timeout: contextlib.nullcontext())
+
+
+def _seconds(later: str, earlier: str) -> float:
+    return (parse_iso(later) - parse_iso(earlier)).total_seconds()
+
+
+def _wait_for(check: Callable[[], bool], within: float = 10.0) -> bool:
+    deadline = time.monotonic() + within
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 def _together(*calls: Callable[[], list[str]]) -> list[list[str]]:
@@ -249,24 +273,173 @@ def test_a_lock_timeout_inside_a_job_keeps_the_jobs_lock(
     assert _status(a, "nested")["last_error"] is None
 
 
-CHILD = """
+def test_a_live_node_that_lost_the_jobs_lock_is_fenced_by_its_heartbeat(
+    warden: Warden, open_warden: Callable[..., Warden], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entered, release = threading.Event(), threading.Event()
+
+    def held(w: Warden) -> dict[str, Any]:
+        entered.set()
+        release.wait(10)
+        return {"by": "a"}
+
+    other = Counter()
+    a = Scheduler(open_warden(), [Job("fenced", 3600, held)], node="node-a", heartbeat=HB)
+    wb = open_warden()
+    b = Scheduler(wb, [Job("fenced", 3600, other)], node="node-b", heartbeat=HB)
+    _lockless(monkeypatch, wb)
+    ran: list[list[str]] = []
+    t_a = threading.Thread(target=lambda: ran.append(a.run_pending()))
+    t_a.start()
+    beats: set[str] = set()
+    try:
+        assert entered.wait(10)
+        deadline = time.monotonic() + 6 * HB  # twice as long as a run goes stale unbeaten
+        while time.monotonic() < deadline:
+            assert b.run_pending() == []  # the lock is no obstacle to node-b: the heartbeat is
+            lease = _lease(warden, "fenced")
+            assert lease is not None and lease["node"] == "node-a"
+            if lease.get("heartbeat_at"):
+                beats.add(lease["heartbeat_at"])
+            time.sleep(0.05)
+    finally:
+        release.set()
+        t_a.join(10)
+    assert ran == [["fenced"]] and other.runs == 0
+    assert len(beats) >= 3  # node-a kept heart-beating
+    lease = _lease(warden, "fenced")
+    assert lease is not None and lease["node"] == "node-a" and lease["result"] == {"by": "a"}
+    assert b.run_pending() == []  # and once it is done, not due for an hour
+
+
+def test_a_run_whose_heartbeat_went_stale_is_taken_over(
+    warden: Warden,
+    open_warden: Callable[..., Warden],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """node-a lives, but loses the store (its lock and its writes) mid-run: its heartbeat goes
+    stale and node-b runs the job; node-a, back, finds the lease taken and leaves it alone."""
+    entered, release, cut = threading.Event(), threading.Event(), threading.Event()
+
+    def held(w: Warden) -> dict[str, Any]:
+        entered.set()
+        release.wait(10)
+        return {"by": "a"}
+
+    wa, wb = open_warden(), open_warden()
+    real_transaction = wa._store.transaction
+
+    def flaky_transaction(*, write: bool = True) -> Any:
+        if cut.is_set():
+            raise StoreError("the store cannot be reached")
+        return real_transaction(write=write)
+
+    monkeypatch.setattr(wa._store, "transaction", flaky_transaction)
+    _lockless(monkeypatch, wb)
+    other = Counter()
+    a = Scheduler(wa, [Job("taken", 3600, held)], node="node-a", heartbeat=HB)
+    b = Scheduler(wb, [Job("taken", 3600, other)], node="node-b", heartbeat=HB)
+    ran_a: list[list[str]] = []
+    t_a = threading.Thread(target=lambda: ran_a.append(a.run_pending()))
+    caplog.set_level(logging.WARNING, logger="credwarden.scheduler")
+    t_a.start()
+    try:
+        assert entered.wait(10)
+        assert b.run_pending() == []  # started just now: fresh
+        cut.set()
+        ran: list[str] = []
+        seen: dict[str, Any] | None = None
+        deadline = time.monotonic() + 10
+        while not ran and time.monotonic() < deadline:
+            seen = _lease(warden, "taken")
+            ran = b.run_pending()
+            if not ran:
+                time.sleep(0.02)
+        assert ran == ["taken"] and other.runs == 1
+        assert seen is not None and seen["node"] == "node-a" and not seen["finished_at"]
+        taken = _lease(warden, "taken")
+        assert taken is not None and taken["node"] == "node-b" and taken["result"] == {"n": 1}
+        last_beat = seen.get("heartbeat_at") or seen["started_at"]
+        assert _seconds(taken["started_at"], last_beat) >= 3 * HB  # stale, not merely unlocked
+        assert "job taken: heartbeat not written: StoreError" in caplog.text
+        cut.clear()  # node-a is back: its next heartbeat finds the lease written by node-b
+        assert _wait_for(lambda: "heartbeat stopped" in caplog.text), caplog.text
+    finally:
+        cut.clear()
+        release.set()
+        t_a.join(10)
+    assert ran_a == [["taken"]]
+    assert "this run's outcome is not recorded there" in caplog.text
+    assert _lease(warden, "taken") == taken  # node-b's run stands
+    assert _status(a, "taken")["running"] is False
+
+
+def test_a_hung_job_times_out_and_the_others_go_on(
+    warden: Warden, open_warden: Callable[..., Warden], caplog: pytest.LogCaptureFixture
+) -> None:
+    release = threading.Event()
+    hung_runs: list[int] = []
+
+    def hung(w: Warden) -> dict[str, Any]:
+        hung_runs.append(1)
+        if len(hung_runs) == 1:
+            release.wait(20)
+        return {"n": len(hung_runs)}
+
+    quick = Counter()
+    jobs = [Job("hung", 0.1, hung, max_run=0.3), Job("quick", 0.1, quick)]
+    s = Scheduler(warden, jobs, node="n1", heartbeat=HB)
+    try:
+        t0 = time.monotonic()
+        with caplog.at_level(logging.ERROR, logger="credwarden.scheduler"):
+            assert s.run_pending() == ["hung", "quick"]
+        assert 0.3 <= time.monotonic() - t0 < 5
+        assert "job hung did not finish within 0.3 s" in caplog.text
+        assert hung_runs == [1] and quick.runs == 1
+        lease = _lease(warden, "hung")
+        assert lease is not None and lease["error"] == {"type": "Timeout"}
+        assert lease["finished_at"] >= lease["started_at"] and "result" not in lease
+        assert lease["heartbeat_at"]  # it heart-beat while it was waited for
+        st = _status(s, "hung")
+        assert st["last_error"] == {"type": "Timeout"} and st["running"] is True
+        with open_warden()._store.lock("job:hung", timeout=1):  # released
+            pass
+
+        for _ in range(3):  # due again, but still running here: not started twice
+            time.sleep(0.12)
+            assert s.run_pending() == ["quick"]
+        assert hung_runs == [1] and quick.runs == 4
+    finally:
+        release.set()
+    assert _wait_for(lambda: _status(s, "hung")["running"] is False)
+    time.sleep(0.12)
+    assert s.run_pending() == ["hung", "quick"]
+    assert hung_runs == [1, 1]
+    lease = _lease(warden, "hung")
+    assert lease is not None and lease["result"] == {"n": 2} and "error" not in lease
+    assert s.stop(timeout=5) is True
+
+
+CHILD = f"""
 import time
+HB = {HB!r}
 from credwarden import Warden
 from credwarden.lifecycle.scheduler import Job, Scheduler
 
 def hang(w):
     print("started", flush=True)
     time.sleep(600)
-    return {}
+    return {{}}
 
 w = Warden.open(source="scheduler-child")
-Scheduler(w, [Job("crashy", 3600, hang)], node="child").run_pending()
+Scheduler(w, [Job("crashy", 3600, hang)], node="child", heartbeat=HB).run_pending()
 """
 
 
 def test_a_job_whose_node_died_mid_run_runs_on_another_node(warden: Warden) -> None:
     body = Counter()
-    parent = Scheduler(warden, [Job("crashy", 3600, body)], node="parent")
+    parent = Scheduler(warden, [Job("crashy", 3600, body)], node="parent", heartbeat=HB)
     with subprocess.Popen(
         [sys.executable, "-c", CHILD], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     ) as proc:
@@ -278,6 +451,7 @@ def test_a_job_whose_node_died_mid_run_runs_on_another_node(warden: Warden) -> N
             st = _status(parent, "crashy")
             assert st["last_node"] == "child" and st["last_started_at"]
             assert st["last_finished_at"] is None
+            assert _wait_for(lambda: bool((_lease(warden, "crashy") or {}).get("heartbeat_at")))
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=30)
         finally:
@@ -286,7 +460,9 @@ def test_a_job_whose_node_died_mid_run_runs_on_another_node(warden: Warden) -> N
         assert proc.returncode == -signal.SIGKILL
     deadline = time.monotonic() + 15
     ran: list[str] = []
-    while not ran and time.monotonic() < deadline:  # the lock goes with the child's session
+    seen: dict[str, Any] | None = None
+    while not ran and time.monotonic() < deadline:  # the lock goes with the child's session,
+        seen = _lease(warden, "crashy")  # and the run with its heartbeat, 3 beats on
         ran = parent.run_pending()
         if not ran:
             time.sleep(0.05)
@@ -295,6 +471,8 @@ def test_a_job_whose_node_died_mid_run_runs_on_another_node(warden: Warden) -> N
     st = _status(parent, "crashy")
     assert st["last_node"] == "parent" and st["last_result"] == {"n": 1}
     assert st["last_finished_at"] >= st["last_started_at"]
+    assert seen is not None and seen["node"] == "child"
+    assert _seconds(st["last_started_at"], seen["heartbeat_at"]) >= 3 * HB
 
 
 def test_the_default_jobs(warden: Warden) -> None:

@@ -5,14 +5,28 @@ the node takes the store lock `job:NAME` (skipping quietly when another node hol
 it), then reads the job's lease record (namespace "job", key NAME) and runs the job
 only when the last run finished at least `every` seconds ago. The record is marked
 started before the run and finished after it; the lock dies with its holder (an OS
-file lock, a PostgreSQL session), so a job whose node died mid-run is simply due
-again, and the next node to tick runs it. A job that is not shared (flushing this
-node's in-memory counters) runs on every node, timed in memory.
+file lock, a PostgreSQL session). A job that is not shared (flushing this node's
+in-memory counters) runs on every node, timed in memory.
 
-Jobs run on one long-lived worker thread per scheduler, not on the thread holding
-the job's lock: a job takes store locks of its own (a refresh lock per connection),
-and on PostgreSQL a lock that times out closes its thread's lock session -- which
-would silently drop the job's lock along with it.
+The lock alone does not make a run "once": its session can be lost while its node lives
+(a network blip, a database failover), and another node would then take the lock and run
+the job a second time, concurrently. So the lease is fenced by a heartbeat: while a shared
+job runs, its node writes `heartbeat_at` to the lease record every `heartbeat` seconds
+(compare-and-set on the record's rev; once that fails, another node has written the lease,
+and this one stops heart-beating and leaves the record alone). Under the lock, a node skips
+a job whose lease shows a run started on another node (started_at newer than finished_at)
+with a heartbeat (or, before the first one, started_at) within STALE_BEATS heartbeats of
+now. A node that died stops heart-beating, so another node takes its job over within about
+STALE_BEATS heartbeats. Every node sharing a store must use the same heartbeat.
+
+Jobs run on a long-lived worker thread per job, not on the thread holding the job's lock:
+a job takes store locks of its own (a refresh lock per connection), and on PostgreSQL a
+lock that times out closes its thread's lock session -- which would silently drop the
+job's lock along with it. The thread holding the lock waits for the job at most its
+`max_run` seconds: past that, the run is recorded as failed ({"type": "Timeout"}), the lock
+is released and the scheduler moves on. Python cannot stop a thread, so the timed-out run
+may go on in the background (and, once its interval has passed, another node may run the
+job meanwhile); this node does not start that job again until the run has ended.
 """
 
 from __future__ import annotations
@@ -37,6 +51,13 @@ if TYPE_CHECKING:
 NS_JOB: Final = "job"
 LOCK_WAIT_S: Final = 0.05
 """How long a node waits for a shared job's lock: a holder is running the job, so never long."""
+HEARTBEAT_S: Final = 2.0
+"""How often the node running a shared job writes `heartbeat_at` to the job's lease record."""
+STALE_BEATS: Final = 3
+"""A running lease whose last heartbeat is more than this many heartbeats old is a dead node's."""
+MAX_RUN_MIN_S: Final = 60.0
+MAX_RUN_MAX_S: Final = 3600.0
+"""A job's default `max_run`: ten intervals, within [MAX_RUN_MIN_S, MAX_RUN_MAX_S]."""
 
 REFRESH_EVERY_S: Final = 30.0
 REFRESH_WITHIN_S: Final = 300
@@ -49,12 +70,21 @@ logger = logging.getLogger("credwarden.scheduler")
 
 class Job(NamedTuple):
     """A job: `run(warden)` every `every` seconds; `shared` ones once per interval across all
-    nodes, the others on each node (for per-node state such as in-memory counters)."""
+    nodes, the others on each node (for per-node state such as in-memory counters). A run
+    lasting more than `max_run` seconds (None: ten intervals, within one minute and one hour)
+    is recorded as timed out."""
 
     name: str
     every: float
     run: Callable[[Warden], dict[str, Any]]
     shared: bool = True
+    max_run: float | None = None
+
+    def run_limit(self) -> float:
+        """How long the scheduler waits for one run, in seconds."""
+        if self.max_run is not None:
+            return self.max_run
+        return min(max(10 * self.every, MAX_RUN_MIN_S), MAX_RUN_MAX_S)
 
 
 class _State:
@@ -69,6 +99,7 @@ class _State:
         "result",
         "running",
         "started_at",
+        "stray",
     )
 
     def __init__(self) -> None:
@@ -80,6 +111,14 @@ class _State:
         self.node: str | None = None
         self.result: dict[str, Any] | None = None
         self.error: dict[str, Any] | None = None
+        self.stray: _Call | None = None  # a run that outlived its max_run, maybe still going
+
+    def busy(self) -> bool:
+        return self.running or (self.stray is not None and not self.stray.done.is_set())
+
+
+class _TimedOut(Exception):
+    """A run outlived its job's max_run."""
 
 
 class _Call:
@@ -101,8 +140,8 @@ class _Worker:
         self._thread: threading.Thread | None = None
         self._calls: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
 
-    def call(self, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-        """Run `fn` on the worker thread and wait for it; its exception is raised here."""
+    def submit(self, fn: Callable[[], dict[str, Any]]) -> _Call:
+        """Hand `fn` to the worker thread; the call's `done` is set once it has run."""
         c = _Call(fn)
         with self._guard:
             if self._thread is None:
@@ -112,10 +151,7 @@ class _Worker:
                 )
                 self._thread.start()
             self._calls.put(c)
-        c.done.wait()
-        if c.error is not None:
-            raise c.error
-        return c.result
+        return c
 
     @staticmethod
     def _loop(calls: queue.SimpleQueue[_Call | None]) -> None:
@@ -146,20 +182,26 @@ class Scheduler:
         *,
         tick: float = 1.0,
         node: str | None = None,
+        heartbeat: float = HEARTBEAT_S,
     ) -> None:
         names = [j.name for j in jobs]
         if len(set(names)) != len(names):
             raise ValueError("job names must be unique")
-        if any(not j.every > 0 for j in jobs) or not tick > 0:
-            raise ValueError("job intervals and the tick must be positive")
+        if any(not j.every > 0 or not j.run_limit() > 0 for j in jobs):
+            raise ValueError("job intervals and run limits must be positive")
+        if not tick > 0 or not heartbeat > 0:
+            raise ValueError("the tick and the heartbeat must be positive")
         self._warden = warden
         self._jobs = list(jobs)
         self._tick = tick
+        self._heartbeat = heartbeat
         self.node = node or f"{socket.gethostname()}:{os.getpid()}"
         self._states = {j.name: _State() for j in self._jobs}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._worker = _Worker(f"credwarden-jobs[{self.node}]")
+        self._workers = {
+            j.name: _Worker(f"credwarden-job-{j.name}[{self.node}]") for j in self._jobs
+        }
 
     @property
     def jobs(self) -> list[Job]:
@@ -187,7 +229,8 @@ class Scheduler:
             if thread.is_alive():
                 return False
             self._thread = None
-        self._worker.close()
+        for worker in self._workers.values():
+            worker.close()
         return True
 
     def _loop(self) -> None:
@@ -223,6 +266,11 @@ class Scheduler:
         if not state.mutex.acquire(blocking=False):
             return False  # running in another thread of this process
         try:
+            if state.stray is not None:
+                if not state.stray.done.is_set():
+                    return False  # its last run timed out and goes on: never two here at once
+                state.stray = None
+                logger.info("job %s: the run that timed out has ended (outcome dropped)", job.name)
             if not job.shared:
                 self._execute(job, state, iso(utcnow()))
                 state.not_before = time.time() + job.every
@@ -239,43 +287,110 @@ class Scheduler:
             state.mutex.release()
 
     def _run_shared(self, job: Job, state: _State) -> bool:
-        """Under the job's lock: run it if its last run finished `every` seconds ago."""
+        """Under the job's lock: run it if its last run finished `every` seconds ago and no
+        other node is running it (by its heartbeat)."""
         store = self._warden._store
         with store.transaction(write=False) as tx:
             rec = tx.get(NS_JOB, job.name)
         lease = _decode(job.name, rec.body) if rec is not None else {}
         finished_ts = _timestamp(lease.get("finished_at"))
         finished = lease["finished_at"] if finished_ts is not None else None
+        if self._running_elsewhere(lease, finished_ts):
+            logger.debug("job %s: running on another node (fresh heartbeat); skipped", job.name)
+            return False
         if finished_ts is not None:
             due_at = finished_ts + job.every
             if time.time() < due_at:
                 state.not_before = due_at  # only a later run can move it
                 return False
         started = iso(utcnow())
-        body = {"started_at": started, "node": self.node, "finished_at": finished}
+        body: dict[str, Any] = {"started_at": started, "node": self.node, "finished_at": finished}
         try:
             with store.transaction() as tx:
                 rev = tx.put(NS_JOB, job.name, _encode(body), rev=rec.rev if rec else 0)
         except Conflict:  # written without the lock: someone else's business this time
             logger.warning("job %s: its lease record changed under the lock; skipped", job.name)
             return False
-        outcome = self._execute(job, state, started)
-        with store.transaction() as tx:
-            tx.put(NS_JOB, job.name, _encode({**body, **outcome}), rev=rev)
+        fenced = False
+
+        def beat() -> bool:
+            """Write the heartbeat; False once another node has written the lease."""
+            nonlocal rev, fenced
+            body["heartbeat_at"] = iso(utcnow())
+            try:
+                with store.transaction() as tx:
+                    rev = tx.put(NS_JOB, job.name, _encode(body), rev=rev)
+            except Conflict:
+                fenced = True
+                logger.warning(
+                    "job %s: another node wrote its lease record during this run; "
+                    "heartbeat stopped",
+                    job.name,
+                )
+                return False
+            except CredwardenError as exc:  # the store is away: try again at the next beat
+                logger.warning("job %s: heartbeat not written: %s", job.name, _describe(exc))
+            return True
+
+        outcome = self._execute(job, state, started, beat)
+        try:
+            if fenced:
+                raise Conflict("the lease record was taken over")
+            with store.transaction() as tx:
+                tx.put(NS_JOB, job.name, _encode({**body, **outcome}), rev=rev)
+        except Conflict:
+            logger.warning(
+                "job %s: another node wrote its lease record during this run; "
+                "this run's outcome is not recorded there",
+                job.name,
+            )
         state.not_before = parse_iso(outcome["finished_at"]).timestamp() + job.every
         return True
 
-    def _execute(self, job: Job, state: _State, started: str) -> dict[str, Any]:
-        """Run the job on the worker; {"finished_at", "seconds", and "result" or "error"}."""
+    def _running_elsewhere(self, lease: dict[str, Any], finished_ts: float | None) -> bool:
+        """Whether the lease shows a run started on another node that still heart-beats.
+
+        The heartbeat is the other node's clock (as written, an ISO timestamp) read against
+        this node's: this assumes the nodes' clocks agree within a few seconds (NTP). A
+        heartbeat counts as fresh within STALE_BEATS heartbeats either side of now, so a clock
+        up to about (STALE_BEATS - 1) heartbeats behind (4 s by default) still fences; one
+        further off lets a live node's run look dead, and the job may then run twice at once.
+        """
+        started_ts = _timestamp(lease.get("started_at"))
+        if started_ts is None or (finished_ts is not None and finished_ts >= started_ts):
+            return False  # not running (or ended)
+        if lease.get("node") == self.node:
+            return False  # this node's runs of a job are one at a time (the job's mutex)
+        beat_ts = _timestamp(lease.get("heartbeat_at"))
+        if beat_ts is None:
+            beat_ts = started_ts
+        return abs(time.time() - beat_ts) <= STALE_BEATS * self._heartbeat
+
+    def _execute(
+        self,
+        job: Job,
+        state: _State,
+        started: str,
+        beat: Callable[[], bool] | None = None,
+    ) -> dict[str, Any]:
+        """Run the job on its worker; {"finished_at", "seconds", and "result" or "error"}."""
         state.running, state.started_at, state.node = True, started, self.node
         t0 = time.monotonic()
         outcome: dict[str, Any]
         try:
-            result = self._worker.call(lambda: job.run(self._warden))
+            result = self._wait(job, state, t0, beat)
             if not isinstance(result, dict):
                 raise TypeError("a job must return a dict")
             json.dumps(result)  # must fit the lease record
             outcome = {"result": result}
+        except _TimedOut:
+            outcome = {"error": {"type": "Timeout"}}
+            logger.error(
+                "job %s did not finish within %g s: recorded as timed out, left running in "
+                "the background",
+                job.name,
+                job.run_limit(),
+            )
         except Exception as exc:
             outcome = {"error": _error_of(exc)}
             logger.error(
@@ -291,6 +406,30 @@ class Scheduler:
         state.result = outcome.get("result")
         state.error = outcome.get("error")
         return outcome
+
+    def _wait(
+        self, job: Job, state: _State, t0: float, beat: Callable[[], bool] | None
+    ) -> dict[str, Any]:
+        """Hand the job to its worker and wait for it, calling `beat` every heartbeat (until it
+        returns False); its exception is raised here, _TimedOut past the job's max_run (the
+        run, which no one can stop, is kept as the job's stray)."""
+        call = self._workers[job.name].submit(lambda: job.run(self._warden))
+        deadline = t0 + job.run_limit()
+        next_beat = t0 + self._heartbeat
+        while not call.done.is_set():
+            now = time.monotonic()
+            if now >= deadline:
+                state.stray = call
+                raise _TimedOut
+            if beat is not None and now >= next_beat:
+                if not beat():
+                    beat = None
+                next_beat = time.monotonic() + self._heartbeat
+            until = deadline if beat is None else min(deadline, next_beat)
+            call.done.wait(max(0.0, until - time.monotonic()))
+        if call.error is not None:
+            raise call.error
+        return call.result
 
     # -- status ----------------------------------------------------------------------------
 
@@ -326,7 +465,7 @@ class Scheduler:
                     "last_node": lease.get("node"),
                     "last_result": lease.get("result"),
                     "last_error": lease.get("error"),
-                    "running": state.running,
+                    "running": state.busy(),
                 }
             )
         return out
