@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import time
 from typing import Any
@@ -20,6 +21,7 @@ from ..errors import CredwardenError
 from ..warden import _CALLER, Caller, Warden
 from . import metrics
 from .auth import authenticate, remembered
+from .errors import body as body_of
 from .errors import status_of
 
 _VALUE = re.compile(r"/v1/credentials/([^/]{1,64})/([^/]{1,64})/([^/]{1,64})/value\Z")
@@ -74,6 +76,10 @@ class FastReads:
             status, body = status_of(exc), _ENCODE(exc.to_dict()).encode()
             if status == 401:
                 headers.append((b"www-authenticate", b"Bearer"))
+        except Exception as exc:  # a bug: the one error shape, never the exception's text
+            logging.getLogger("credwarden.api").error("internal error: %s", type(exc).__name__)
+            status = 500
+            body = _ENCODE(body_of("internal", "internal error", "see the server log", 1)).encode()
         headers.append((b"content-length", str(len(body)).encode()))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
