@@ -29,7 +29,7 @@ from .errors import (
 )
 from .model import Credential, CredentialInfo, VersionInfo
 from .secret import Secret
-from .settings import Settings
+from .settings import Settings, is_loopback_host
 from .warden import Warden
 
 _list = list  # `list` is shadowed by a method name below
@@ -47,7 +47,7 @@ _NOT_REMOTE_HINT = (
 )
 
 
-def redact_url(url: str) -> str:
+def shown_url(url: str) -> str:
     """scheme://host[:port]/path of a server URL: no user info, query or fragment."""
     try:
         parts = urllib.parse.urlsplit(url)
@@ -59,17 +59,6 @@ def redact_url(url: str) -> str:
         host = f"[{host}]"
     netloc = f"{host}:{port}" if port else host
     return f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}"
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    import ipaddress
-
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _error_classes() -> tuple[dict[str, type[CredwardenError]], dict[int, type[CredwardenError]]]:
@@ -131,7 +120,7 @@ class RemoteWarden(Warden):
         # Warden.__init__ is not called on purpose: there is no store or key here.
         token = token.reveal() if isinstance(token, Secret) else token
         token = token.strip()
-        self._url_shown = redact_url(url)
+        self._url_shown = shown_url(url)
         try:
             parts = urllib.parse.urlsplit(url.strip())
             port = parts.port
@@ -149,7 +138,7 @@ class RemoteWarden(Warden):
             )
         if (
             parts.scheme == "http"
-            and not _is_loopback(parts.hostname)
+            and not is_loopback_host(parts.hostname)
             and os.environ.get("CREDWARDEN_ALLOW_HTTP") != "1"
         ):
             raise UsageError(
@@ -522,11 +511,6 @@ class RemoteWarden(Warden):
             k: (v if info.fields.get(k) is not None else Secret(v)) for k, v in values.items()
         }
         return Credential(info, dict(sorted(out.items())))
-
-    async def aread(self, address: str) -> Credential:
-        import asyncio
-
-        return await asyncio.to_thread(self.read, address)
 
     def headers(self, address: str) -> dict[str, Secret]:
         _, path = self._cred(address, "/headers")
@@ -921,4 +905,4 @@ for _name, _attr in vars(Warden).items():
         setattr(RemoteWarden, _name, _stub(_name))
 del _name, _attr
 
-__all__ = ["RemoteWarden", "redact_url"]
+__all__ = ["RemoteWarden", "shown_url"]

@@ -764,15 +764,10 @@ class Warden:
         addr = str(parse_address(address))
         return self._op("read", addr, lambda tx, op: self._read_work(addr, tx, op))
 
-    async def aread(self, address: str) -> Credential:
-        """`read` for code on an event loop (the API server): the same check, read and event;
-        the event is group-committed off the loop and awaited before the value is returned."""
-        addr = str(parse_address(address))
-        return await self._aop("read", addr, lambda tx, op: self._read_work(addr, tx, op))
-
     async def aread_values(self, address: str) -> tuple[int, dict[str, str]]:
-        """The current version number and every field's value: `aread` without the metadata
-        (health, usage), for the API's value route."""
+        """`read` for code on an event loop (the API's value route): the current version
+        number and every field's value, without the metadata; the event is group-committed and
+        awaited before the values are returned."""
         addr = str(parse_address(address))
         return await self._aop("read", addr, lambda tx, op: self._values_work(addr, tx, op))
 
@@ -1558,7 +1553,7 @@ class Warden:
             if role is not None:
                 patterns = [pattern]
                 if role == "admin" and normalize_pattern(pattern) == "*/*/*":
-                    patterns += [f"{e}/*/*" for e in sorted(self.access_protected(tx))]
+                    patterns += [f"{e}/*/*" for e in sorted(self._protected_in(tx))]
                 for p in patterns:
                     manage.add_grant(
                         tx, name, p, actions=None, role=role, created_by=rec.created_by, now=now
@@ -1568,7 +1563,7 @@ class Warden:
 
         return self._access_op("principal.add", work)
 
-    def access_protected(self, tx: Tx) -> frozenset[str]:
+    def _protected_in(self, tx: Tx) -> frozenset[str]:
         from .access.state import protected_of
 
         row = tx.get(NS_META, "store")
@@ -1738,7 +1733,7 @@ class Warden:
             row = tx.get(NS_META, "store")
             if row is not None:
                 self.environments = list(json.loads(row.body).get("environments", []))
-            return sorted(self.access_protected(tx))
+            return sorted(self._protected_in(tx))
 
         return self._op("list", None, work)
 
@@ -1750,12 +1745,9 @@ class Warden:
         from .access.tokens import secret_matches, split_token
 
         state = self.access.current()  # one snapshot for the whole check (and the cache)
-        hit = self._verified.get(token)
-        if hit is not None and hit[0] is state:  # same access generation: nothing revoked since
-            now = _now_second()
-            if hit[2] is None or hit[2] > now:
-                self._token_use[hit[3]] = now
-                return hit[1]
+        known = self.remembered(token)
+        if known is not None:
+            return known
         parts = split_token(token)
         rec = state.tokens.get(parts[0]) if parts else None
         settled = True  # everything came from `state`: safe to remember against it
@@ -1785,10 +1777,8 @@ class Warden:
                 reason = "principal_removed"
         if reason is not None:
             if audit:
-                op = _Op(detail={"reason": reason})
                 named = rec.principal if rec is not None and reason != "unknown" else "anonymous"
-                op.caller = Caller(Principal(named, "unknown"), "api", client)
-                self._audit_alone("authenticate", None, "denied", op)
+                self._audit_refusal(named, "denied", reason, client)
             raise Unauthenticated(
                 f"the API token is {reason if reason in ('revoked', 'expired') else 'not valid'}",
                 hint="ask an admin for a new one: credwarden principal token NAME",
@@ -1819,9 +1809,15 @@ class Warden:
 
     def note_lockout(self, ip: str, client: dict[str, Any]) -> None:
         """Audit (once per lock-out) that a source is refused after repeated bad tokens."""
-        op = _Op(detail={"reason": "too_many_failures"})
-        op.caller = Caller(Principal("anonymous", "unknown"), "api", client)
-        self._audit_alone("authenticate", None, "rate_limited", op)
+        self._audit_refusal("anonymous", "rate_limited", "too_many_failures", client)
+
+    def _audit_refusal(
+        self, named: str, result: str, reason: str, client: dict[str, Any] | None
+    ) -> None:
+        """An `authenticate` event for a request that got no principal."""
+        op = _Op(detail={"reason": reason})
+        op.caller = Caller(Principal(named, "unknown"), "api", client)
+        self._audit_alone("authenticate", None, result, op)
 
     def health(self) -> dict[str, Any]:
         """Whether the store answers (for /healthz: no credential data, no audit event)."""

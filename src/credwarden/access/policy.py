@@ -24,13 +24,6 @@ class Policy(Protocol):
     def allows(self, principal: Principal, action: str, address: str | None) -> bool: ...
 
 
-class OwnerPolicy:
-    """Only the master-key holder, nobody else (a store without grants)."""
-
-    def allows(self, principal: Principal, action: str, address: str | None) -> bool:
-        return principal.root
-
-
 class GrantPolicy:
     """Root may do everything; anyone else what their grants allow (deny by default)."""
 
@@ -57,4 +50,4 @@ def local_principal() -> Principal:
     return Principal(f"local:{user}", "user", root=True)
 
 
-__all__ = ["ACTIONS", "GrantPolicy", "OwnerPolicy", "Policy", "Principal", "local_principal"]
+__all__ = ["ACTIONS", "GrantPolicy", "Policy", "Principal", "local_principal"]

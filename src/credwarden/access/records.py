@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any, Final, NamedTuple
 
+from ..model import dumps
+
 NS_PRINCIPAL: Final = "principal"
 NS_APITOKEN: Final = "apitoken"
 NS_GRANT: Final = "grant"
@@ -13,10 +15,6 @@ ACCESS_GEN: Final = "access"
 nodes compare it to know when to reload what they cached."""
 
 PRINCIPAL_TYPES: Final = ("user", "workflow", "service")
-
-
-def _dumps(obj: dict[str, Any]) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), sort_keys=True).encode()
 
 
 class PrincipalRecord(NamedTuple):
@@ -31,7 +29,7 @@ class PrincipalRecord(NamedTuple):
         return self._asdict()
 
     def to_bytes(self) -> bytes:
-        return _dumps(self._asdict())
+        return dumps(self._asdict())
 
     @classmethod
     def from_bytes(cls, body: bytes) -> PrincipalRecord:
@@ -57,7 +55,7 @@ class TokenRecord(NamedTuple):
         return d
 
     def to_bytes(self) -> bytes:
-        return _dumps(self._asdict())
+        return dumps(self._asdict())
 
     @classmethod
     def from_bytes(cls, body: bytes) -> TokenRecord:

@@ -67,7 +67,7 @@ def serve(
     from ..api.app import CALLBACK_PATH, check_public_url
     from ..api.server import default_public_url
     from ..api.server import serve as run_server
-    from ..settings import redact_url
+    from ..settings import is_loopback_host, redact_url
     from ..warden import Warden
 
     public_url = check_public_url(public_url or default_public_url(host, port))
@@ -85,7 +85,7 @@ def serve(
                 "  credwarden principal token admin --expires 30d",
                 err=True,
             )
-        if host not in ("127.0.0.1", "::1", "localhost"):
+        if not is_loopback_host(host):
             click.echo(
                 "note: listening beyond loopback: put TLS in front (a reverse proxy)", err=True
             )
