@@ -3,21 +3,13 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Protocol
 
+from ..operation import Principal
 from .grants import ACTIONS, required_action
 
 if TYPE_CHECKING:
     from .state import AccessCache
-
-
-class Principal(NamedTuple):
-    """Who is calling. `root` is the local holder of the master key, who can decrypt
-    everything anyway and so is not limited by grants (as Vault's root token)."""
-
-    name: str
-    type: str = "user"
-    root: bool = False
 
 
 class Policy(Protocol):
