@@ -1079,16 +1079,7 @@ class Warden:
                 for k, v in (("env", env), ("service", service), ("kind", kind), ("health", health))
                 if v
             }
-            creds = []
-            for r in tx.list(NS_CRED, f"{env}/" if env else ""):
-                cred = CredentialRecord.from_bytes(r.body, r.rev)
-                a = parse_address(cred.address)
-                if (service and a.service != service) or (kind and cred.kind != kind):
-                    continue
-                if self._allowed("describe", cred.address):
-                    creds.append(cred)
-            used = usage.last_used(tx, [c.address for c in creds])
-            out = [self._info(c, self._load_version(tx, c), used.get(c.address)) for c in creds]
+            out = self._visible(tx, env=env, service=service, kind=kind)
             out = [i for i in out if health is None or i.health == health]
             op.detail["count"] = len(out)
             return out
@@ -1120,6 +1111,105 @@ class Warden:
             ]
 
         return self._op("history", addr, work)
+
+    # -- reports -------------------------------------------------------------------------
+
+    def whoami(self) -> dict[str, Any]:
+        """The principal operations are done for (no event: it reveals nothing stored)."""
+        p = self.principal
+        return {"name": p.name, "type": p.type}
+
+    def report_expiring(self, *, within: int) -> _list[dict[str, Any]]:
+        """Credentials that expired or expire within `within` seconds."""
+        from datetime import timedelta
+
+        from .lifecycle import reports
+
+        horizon = utcnow() + timedelta(seconds=_check_span("within", within))
+        return self._report(
+            "expiring", {"within": within}, lambda i: reports.expiring(i, horizon=horizon)
+        )
+
+    def report_rotation(self) -> _list[dict[str, Any]]:
+        """Credentials whose rotation policy is overdue."""
+        from .lifecycle import reports
+
+        now = utcnow()
+        return self._report("rotation", {}, lambda i: reports.rotation_due(i, now=now))
+
+    def report_unused(self, *, days: int) -> _list[dict[str, Any]]:
+        """Credentials nobody read or used for `days` days."""
+        from datetime import timedelta
+
+        from .lifecycle import reports
+
+        cutoff = utcnow() - timedelta(seconds=_check_span("days", days, unit=86400))
+        return self._report("unused", {"days": days}, lambda i: reports.unused(i, cutoff=cutoff))
+
+    def _report(
+        self,
+        name: str,
+        detail: dict[str, Any],
+        build: Callable[[_list[CredentialInfo]], _list[dict[str, Any]]],
+    ) -> _list[dict[str, Any]]:
+        """One `report` event; the rows cover only what the caller may describe."""
+
+        def work(tx: Tx, op: _Op) -> _list[dict[str, Any]]:
+            rows = build(self._visible(tx))
+            op.detail = {"report": name, **detail, "count": len(rows)}
+            return rows
+
+        usage.fold(self._store)
+        with self.access.pinned():
+            return self._op("report", None, work, grouped=False)
+
+    def _visible(
+        self,
+        tx: Tx,
+        *,
+        env: str | None = None,
+        service: str | None = None,
+        kind: str | None = None,
+    ) -> _list[CredentialInfo]:
+        """The credentials the caller may describe, with their last use (no event)."""
+        creds = []
+        for r in tx.list(NS_CRED, f"{env}/" if env else ""):
+            cred = CredentialRecord.from_bytes(r.body, r.rev)
+            a = parse_address(cred.address)
+            if (service and a.service != service) or (kind and cred.kind != kind):
+                continue
+            if self._allowed("describe", cred.address):
+                creds.append(cred)
+        used = usage.last_used(tx, [c.address for c in creds])
+        return [self._info(c, self._load_version(tx, c), used.get(c.address)) for c in creds]
+
+    def review_permissions(
+        self, *, days: int = 90, principal: str | None = None, flagged: bool = False
+    ) -> _list[dict[str, Any]]:
+        """The least-privilege review: every grant (of `principal`), its last use, and flags
+        (unused for `days` days, broad, admin). Needs admin: it reads grants and the log."""
+        from datetime import timedelta
+
+        from .access.review import review
+
+        cutoff = utcnow() - timedelta(seconds=_check_span("days", days, unit=86400))
+
+        def work(tx: Tx, op: _Op) -> _list[dict[str, Any]]:
+            grants = self._grants_in(tx, principal)
+            events = {
+                name: [AuditEvent.from_row(r) for r in tx.audit_scan(principal=name)]
+                for name in {g.principal for g in grants}
+            }
+            rows = review(grants, self._protected_in(tx), events, cutoff=cutoff, flagged=flagged)
+            op.detail = {
+                "report": "permissions",
+                "days": days,
+                "count": len(rows),
+                **({"principal": principal} if principal else {}),
+            }
+            return rows
+
+        return self._op("review", None, work, grouped=False)
 
     # -- writes --------------------------------------------------------------------------
 
@@ -2048,6 +2138,20 @@ def _expect(cred: CredentialRecord, expected_version: int | None) -> None:
             " someone changed it first",
             hint="look at it again and retry",
         )
+
+
+MAX_SPAN_S = 100 * 366 * 86400
+
+
+def _check_span(name: str, value: int, *, unit: int = 1) -> int:
+    """A report's window in seconds (`value` in units of `unit` seconds), at most 100 years."""
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 < value * unit <= MAX_SPAN_S:
+        raise ValidationError(
+            f"{name} must be a positive number of at most {MAX_SPAN_S // unit}"
+            f" {'days' if unit == 86400 else 'seconds'}",
+            hint="e.g. 90d",
+        )
+    return value * unit
 
 
 def _check_env_name(name: str) -> None:

@@ -46,6 +46,7 @@ _OPERATIONS: Final[dict[str, str]] = {
     "describe": "describe",
     "list": "describe",
     "history": "describe",
+    "report": "describe",
     "write": "write",
     "delete": "write",
     "import": "write",

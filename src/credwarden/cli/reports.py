@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any, TypeVar
 
 import click
 
-from ..model import CredentialInfo
-from ..timeutil import parse_duration, parse_iso, utcnow
+from ..timeutil import parse_duration
 from .context import open_warden
 from .output import print_json, print_table
 
@@ -20,16 +18,16 @@ def report() -> None:
     which grants are wider than what they are used for."""
 
 
-def _show(
-    rows: list[tuple[CredentialInfo, str]], as_json: bool, columns: tuple[str, ...], empty: str
-) -> None:
+def _show(rows: list[dict[str, Any]], as_json: bool, columns: tuple[str, ...], empty: str) -> None:
     if as_json:
-        print_json([{**i.to_dict(), "why": why} for i, why in rows])
+        print_json(rows)
         return
     if not rows:
         click.echo(empty, err=True)
         return
-    print_table(columns, [(i.address, i.kind, i.health, i.owner, why) for i, why in rows])
+    print_table(
+        columns, [(r["address"], r["kind"], r["health"], r["owner"], r["why"]) for r in rows]
+    )
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -53,17 +51,8 @@ def _days_option(help_text: str) -> Callable[[F], F]:
 def expiring(within: str, as_json: bool) -> None:
     """Credentials that have expired or expire soon: secrets given --expires, certificates
     (their notAfter), keys with a stated end of life."""
-    horizon = utcnow() + timedelta(seconds=parse_duration(within))
     with open_warden() as w:
-        infos = w.list()
-    rows = sorted(
-        (
-            (i, f"expires {i.expires_at[:10]}")
-            for i in infos
-            if i.expires_at and parse_iso(i.expires_at) <= horizon
-        ),
-        key=lambda r: r[0].expires_at or "",
-    )
+        rows = w.report_expiring(within=parse_duration(within))
     _show(
         rows,
         as_json,
@@ -76,15 +65,8 @@ def expiring(within: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
 def rotation(as_json: bool) -> None:
     """Credentials whose rotation policy (--rotate-every) is overdue."""
-    now = utcnow()
     with open_warden() as w:
-        infos = w.list()
-    rows = []
-    for i in infos:
-        if i.rotate_every:
-            due = parse_iso(i.rotated_at) + timedelta(seconds=i.rotate_every)
-            if due <= now:
-                rows.append((i, f"due since {due.date()} (last {i.rotated_at[:10]})"))
+        rows = w.report_rotation()
     _show(
         rows, as_json, ("ADDRESS", "KIND", "HEALTH", "OWNER", "ROTATION"), "no rotation is overdue"
     )
@@ -95,25 +77,14 @@ def rotation(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
 def unused(days: int, as_json: bool) -> None:
     """Credentials nobody read or used for DAYS days (candidates for retirement)."""
-    cutoff = utcnow() - timedelta(days=days)
     with open_warden() as w:
-        infos = w.list()
-    rows = []
-    for i in infos:
-        last = i.last_used_at
-        if last is None and parse_iso(i.created_at) <= cutoff:
-            rows.append((i, "never used"))
-        elif last is not None and parse_iso(last) <= cutoff:
-            rows.append((i, f"last used {last[:10]}"))
+        rows = w.report_unused(days=days)
     _show(
         rows,
         as_json,
         ("ADDRESS", "KIND", "HEALTH", "OWNER", "LAST USE"),
         f"everything was used in the last {days} days",
     )
-
-
-_BROAD_ACTIONS = frozenset({"read", "write", "admin"})
 
 
 @report.command()
@@ -130,36 +101,8 @@ def permissions(days: int, principal_name: str | None, flagged: bool, as_json: b
       broad   a wildcard environment or service with read, write or admin
       admin   the grant includes admin
     """
-    from ..access.grants import GrantIndex, required_action
-
-    cutoff = utcnow() - timedelta(days=days)
     with open_warden() as w:
-        grants = w.grants(principal_name)
-        protected = w.protected_environments()
-        events = {name: w.audit_events(principal=name) for name in {g.principal for g in grants}}
-    rows: list[dict[str, Any]] = []
-    for g in grants:
-        index = GrantIndex([g], protected)
-        last = None
-        for ev in reversed(events[g.principal]):
-            if (
-                ev.result == "ok"
-                and ev.address is not None
-                and index.allows(g.principal, required_action(ev.action), ev.address)
-            ):
-                last = ev.ts
-                break
-        flags = []
-        if last is None or parse_iso(last) <= cutoff:
-            flags.append("unused")
-        env, service, _name = g.pattern.split("/")
-        if (_wild(env) or _wild(service)) and g.actions & _BROAD_ACTIONS:
-            flags.append("broad")
-        if "admin" in g.actions:
-            flags.append("admin")
-        if flagged and not flags:
-            continue
-        rows.append({**g.to_dict(), "last_used_at": last, "flags": flags})
+        rows = w.review_permissions(days=days, principal=principal_name, flagged=flagged)
     if as_json:
         print_json(rows)
         return
@@ -179,7 +122,3 @@ def permissions(days: int, principal_name: str | None, flagged: bool, as_json: b
             for r in rows
         ],
     )
-
-
-def _wild(segment: str) -> bool:
-    return "*" in segment or "?" in segment
