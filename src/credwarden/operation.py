@@ -10,10 +10,14 @@ through an `AlertSink`: it never imports the facade.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from contextvars import ContextVar
-from typing import Any, NamedTuple, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
 
 from .store import Tx
+
+if TYPE_CHECKING:
+    from .records import Records
 
 T = TypeVar("T")
 
@@ -64,8 +68,13 @@ class Operations(Protocol):
     """The operation pipeline as domain code sees it (implemented by the facade)."""
 
     @property
-    def caller_name(self) -> str:
-        """The name of the principal the current operation is done for."""
+    def principal(self) -> Principal:
+        """The principal the current operation is done for."""
+
+    def acting_as(
+        self, principal: Principal, *, source: str = "api", client: dict[str, Any] | None = None
+    ) -> AbstractContextManager[object]:
+        """Operations in this block (this thread or task) are done for `principal`."""
 
     def allowed(self, action: str, address: str | None) -> bool:
         """Whether the caller's grants allow `action` (no event)."""
@@ -104,6 +113,15 @@ class AlertSink(Protocol):
         """Raise an alert; never raises (a sink that fails must not fail the operation)."""
 
 
+class Services(NamedTuple):
+    """What the facade hands domain code: the operation pipeline, the records behind the
+    barrier, and where alerts go."""
+
+    ops: Operations
+    records: Records
+    alerts: AlertSink
+
+
 class NoAlerts:
     """The sink used until one is configured: alerts are dropped."""
 
@@ -120,5 +138,6 @@ __all__ = [
     "Op",
     "Operations",
     "Principal",
+    "Services",
     "Work",
 ]

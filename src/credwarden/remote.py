@@ -172,8 +172,6 @@ class RemoteWarden(Warden):
         self._kinds: dict[str, str] = {}
         self.settings = settings or Settings.from_env()
         self.key_source = "held by the server"
-        self.alert_hook = None
-        self.event_hook = None
 
     @classmethod
     def from_env(
@@ -894,7 +892,7 @@ def _stub(name: str) -> Callable[..., Any]:
 # Every other public operation of the facade needs the store or the master key on this
 # machine (connect_finish, refresh_due, flush_token_use, authenticate, init, ...): refuse clearly
 # instead of failing on a missing attribute.
-for _name, _attr in vars(Warden).items():
+for _name, _attr in {k: v for c in reversed(Warden.__mro__) for k, v in vars(c).items()}.items():
     if _name.startswith("_") or _name in vars(RemoteWarden):
         continue
     if isinstance(_attr, classmethod):

@@ -114,7 +114,7 @@ def test_canary_never_leaks(
     outputs.append(warden.rotate_key())
     other = open_warden()
     assert other.get("prod/app/settings#OTHER").reveal() == CANARY + "-2"
-    outputs += [warden, other, warden.settings, other.settings, warden._keyring]
+    outputs += [warden, other, warden.settings, other.settings, warden.records.barrier]
 
     # Errors raised with the canary inside bad input name the problem, never the value.
     for op in (

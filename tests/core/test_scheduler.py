@@ -23,6 +23,7 @@ from credwarden.errors import LockTimeout, StoreError
 from credwarden.lifecycle.scheduler import NS_JOB, Job, Scheduler, default_jobs
 from credwarden.timeutil import iso, parse_iso, utcnow
 from tests.conftest import CANARY
+from tests.sinks import ListSink
 
 HB = 0.2
 """A small heartbeat: a run's lease goes stale 3 * HB after its node's last one."""
@@ -45,7 +46,7 @@ class Counter:
 
 
 def _lease(w: Warden, name: str) -> dict[str, Any] | None:
-    with w._store.transaction(write=False) as tx:
+    with w.records.store.transaction(write=False) as tx:
         rec = tx.get(NS_JOB, name)
     return None if rec is None else dict(json.loads(rec.body))
 
@@ -57,7 +58,7 @@ def _status(s: Scheduler, name: str) -> dict[str, Any]:
 def _lockless(monkeypatch: pytest.MonkeyPatch, w: Warden) -> None:
     """Every lock `w` asks for is granted at once: as for a node whose peer running a job lost
     the job's lock (a network blip, a failover) while living on."""
-    monkeypatch.setattr(w._store, "lock", lambda name, *, timeout: contextlib.nullcontext())
+    monkeypatch.setattr(w.records.store, "lock", lambda name, *, timeout: contextlib.nullcontext())
 
 
 def _seconds(later: str, earlier: str) -> float:
@@ -239,13 +240,13 @@ def test_a_lock_timeout_inside_a_job_keeps_the_jobs_lock(
     held, release, timed_out, go_on = (threading.Event() for _ in range(4))
 
     def holder() -> None:
-        with warden._store.lock("refresh:dev/a/b", timeout=5):
+        with warden.records.store.lock("refresh:dev/a/b", timeout=5):
             held.set()
             release.wait(10)
 
     def job_body(w: Warden) -> dict[str, Any]:
         try:
-            with w._store.lock("refresh:dev/a/b", timeout=0.05):
+            with w.records.store.lock("refresh:dev/a/b", timeout=0.05):
                 pass
         except LockTimeout:
             timed_out.set()
@@ -328,14 +329,14 @@ def test_a_run_whose_heartbeat_went_stale_is_taken_over(
         return {"by": "a"}
 
     wa, wb = open_warden(), open_warden()
-    real_transaction = wa._store.transaction
+    real_transaction = wa.records.store.transaction
 
     def flaky_transaction(*, write: bool = True) -> Any:
         if cut.is_set():
             raise StoreError("the store cannot be reached")
         return real_transaction(write=write)
 
-    monkeypatch.setattr(wa._store, "transaction", flaky_transaction)
+    monkeypatch.setattr(wa.records.store, "transaction", flaky_transaction)
     _lockless(monkeypatch, wb)
     other = Counter()
     a = Scheduler(wa, [Job("taken", 3600, held)], node="node-a", heartbeat=HB)
@@ -403,7 +404,7 @@ def test_a_hung_job_times_out_and_the_others_go_on(
         assert lease["heartbeat_at"]  # it heart-beat while it was waited for
         st = _status(s, "hung")
         assert st["last_error"] == {"type": "Timeout"} and st["running"] is True
-        with open_warden()._store.lock("job:hung", timeout=1):  # released
+        with open_warden().records.store.lock("job:hung", timeout=1):  # released
             pass
 
         for _ in range(3):  # due again, but still running here: not started twice
@@ -489,8 +490,7 @@ def test_the_default_jobs(warden: Warden) -> None:
     warden.add_principal("bot", type="workflow")
     _, token = warden.issue_token("bot")
     warden.authenticate(token.reveal())  # a use, kept in memory until the token-use job
-    alerts: list[tuple[str, str]] = []
-    warden.alert_hook = lambda kind, address, detail: alerts.append((kind, address))
+    sink = warden.alerts = ListSink()
 
     s = Scheduler(warden, jobs, node="n1")
     assert s.run_pending() == ["refresh", "expiry-sweep", "token-use"]
@@ -508,8 +508,8 @@ def test_the_default_jobs(warden: Warden) -> None:
         "rotation_due": 0,
         "needs_reauth": 0,
         "alerted": 2,
-        "hook_errors": 0,
+        "sink_errors": 0,
     }
-    assert sorted(alerts) == [("expired", "dev/a/gone"), ("expiring", "dev/a/soon")]
+    assert sorted(sink.alerts) == [("expired", "dev/a/gone"), ("expiring", "dev/a/soon")]
     assert by_name["token-use"]["last_result"] == {"flushed": 1}
     assert s.run_pending() == []

@@ -153,7 +153,7 @@ class Cluster:
     def leases(self) -> dict[str, dict[str, Any]]:
         with (
             Warden.open(home=self.home, database_url=self.database_url) as w,
-            w._store.transaction(write=False) as tx,
+            w.records.store.transaction(write=False) as tx,
         ):
             return {r.key: json.loads(r.body) for r in tx.list(NS_JOB)}
 
@@ -365,7 +365,7 @@ def test_scheduler_runs_each_shared_job_once(
         assert lease["node"] in nodes, lease
         assert lease["finished_at"] >= lease["started_at"], lease
         assert "error" not in lease, lease
-    assert leases["expiry-sweep"]["result"]["hook_errors"] == 0
+    assert leases["expiry-sweep"]["result"]["sink_errors"] == 0
 
     # Each run is audited once, as source "serve", by the node that ran it: the sweep's
     # `list` of every credential, and the refresh job's `list` of the oauth2 connections.

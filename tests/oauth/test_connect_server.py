@@ -154,7 +154,7 @@ def _stored_oauth2(w: Warden) -> list[str]:
 
 
 def _pending(w: Warden) -> list[str]:
-    with w._store.transaction(write=False) as tx:
+    with w.records.store.transaction(write=False) as tx:
         return [r.key for r in tx.list(connect_mod.NS_PENDING)]
 
 
@@ -181,11 +181,13 @@ def test_connect_through_the_server_stores_a_working_connection(served: Served) 
 
     # The pending record: the verifier (the one the challenge was made from) only sealed,
     # the state not at all.
-    with w._store.transaction(write=False) as tx:
+    with w.records.store.transaction(write=False) as tx:
         rec = tx.get(connect_mod.NS_PENDING, start["flow"])
         assert rec is not None
         body = json.loads(rec.body)
-        flow = json.loads(w._open_blob(tx, body["sealed"], f"oauth_pending|{start['flow']}"))
+        flow = json.loads(
+            w.records.barrier.open_blob(tx, body["sealed"], f"oauth_pending|{start['flow']}")
+        )
     assert body["principal"] == "admin" and body["address"] == ADDR and "verifier" not in body
     verifier = flow["verifier"]
     assert create_s256_code_challenge(verifier) == query["code_challenge"]

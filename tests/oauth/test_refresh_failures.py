@@ -9,6 +9,7 @@ import pytest
 from credwarden import CredentialInvalid, Warden
 from tests.oauth.conftest import APP_SECRET, CONN, connect, register
 from tests.peers.oidc import introspect
+from tests.sinks import ListSink
 
 
 def _revoke_grant(p, w: Warden) -> None:  # type: ignore[no-untyped-def]
@@ -30,14 +31,13 @@ def test_revoked_grant_needs_reauth_after_one_attempt(warden: Warden, provider_f
     register(warden, p)
     connect(warden, p)
     _revoke_grant(p, warden)
-    alerts: list[tuple[str, str]] = []
-    warden.alert_hook = lambda kind, address, detail: alerts.append((kind, address))
+    sink = warden.alerts = ListSink()
     with pytest.raises(CredentialInvalid, match="re-authentication") as info:
         warden.access_token(CONN, leeway=3600)
     assert info.value.exit_code == 7
     assert p.count("refresh_token") == 1
     assert warden.describe(CONN).health == "needs_reauth"
-    assert alerts == [("needs_reauth", CONN)]
+    assert sink.alerts == [("needs_reauth", CONN)]
     with pytest.raises(CredentialInvalid):
         warden.access_token(CONN)
     assert p.count("refresh_token") == 1  # no second attempt against a dead grant

@@ -18,7 +18,9 @@ import time
 from typing import Any
 
 from ..errors import CredwardenError
-from ..warden import _CALLER, Caller, Warden
+from ..operation import CALLER as _CALLER
+from ..operation import Caller
+from ..warden import Warden
 from . import metrics
 from .auth import authenticate, remembered
 from .errors import body as body_of

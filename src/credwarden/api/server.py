@@ -36,7 +36,7 @@ def worker_app() -> Any:
     (the parent checked that the key loads without a prompt)."""
     import atexit
 
-    warden = Warden.open(source="serve")
+    warden = Warden.open_local(source="serve")
     sched = None
     if os.environ.get(_SCHEDULER_ENV, "1") == "1":
         from ..lifecycle.scheduler import Scheduler, default_jobs

@@ -10,7 +10,7 @@ import click
 from click.core import ParameterSource
 
 from ..access.grants import ACTIONS, ROLES, Grant
-from ..warden import Warden
+from ..facade import Facade
 from .context import open_warden
 from .output import print_fields, print_json, print_table
 
@@ -24,7 +24,7 @@ def _short(ts: str | None) -> str:
     return "" if not ts else ts[:19].replace("T", " ")
 
 
-def _require_principal(w: Warden, name: str) -> None:
+def _require_principal(w: Facade, name: str) -> None:
     """Exit 4 for an unknown principal where the facade would just answer an empty list."""
     if all(p.name != name for p in w.principals()):
         from ..errors import NotFound

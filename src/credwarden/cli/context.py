@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from ..warden import Warden
+from ..facade import Facade
 
 
 def prompt_secret(label: str, confirm: bool) -> str:
@@ -22,5 +22,8 @@ def prompt_secret(label: str, confirm: bool) -> str:
     return value
 
 
-def open_warden() -> Warden:
+def open_warden() -> Facade:
+    """The facade for a command: the local store, or the server CREDWARDEN_URL names."""
+    from ..warden import Warden
+
     return Warden.open(source="cli", prompt=prompt_secret)

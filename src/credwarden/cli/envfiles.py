@@ -15,8 +15,8 @@ import click
 from .context import open_warden
 
 if TYPE_CHECKING:
+    from ..facade import Facade
     from ..secret import Secret
-    from ..warden import Warden
 
 _FORMATS = ("dotenv", "json")
 # What unlocks the whole store stays with credwarden, not with the command it runs.
@@ -126,7 +126,7 @@ def export(
     click.echo(f"exported {len(items)} variables from {env} to {output}", err=True)
 
 
-def _env_vars(w: Warden, env: str, only: tuple[str, ...]) -> dict[str, Secret]:
+def _env_vars(w: Facade, env: str, only: tuple[str, ...]) -> dict[str, Secret]:
     """The variables of `env`; a mistyped environment is an error, not an empty set."""
     if env not in w.environments:
         from ..errors import ValidationError

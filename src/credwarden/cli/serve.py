@@ -71,7 +71,8 @@ def serve(
     from ..warden import Warden
 
     public_url = check_public_url(public_url or default_public_url(host, port))
-    w = Warden.open(source="serve", prompt=prompt_secret)  # jobs are audited as source "serve"
+    # jobs are audited as source "serve"
+    w = Warden.open_local(source="serve", prompt=prompt_secret)
     where = redact_url(w.settings.database_url)
 
     def ready(url: str) -> None:

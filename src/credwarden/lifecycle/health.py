@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Final
 
-from ..timeutil import parse_iso
+from ..model import CredentialInfo, CredentialRecord, VersionRecord
+from ..timeutil import parse_iso, utcnow
 
 HEALTH_STATES: Final = ("ok", "expiring", "expired", "rotation_due", "needs_reauth", "invalid")
 EXPIRY_WARNING: Final = timedelta(days=14)
@@ -31,3 +32,36 @@ def compute_health(
     if rotate_every and now - parse_iso(rotated_at) >= timedelta(seconds=rotate_every):
         return "rotation_due"
     return "ok"
+
+
+def credential_info(
+    cred: CredentialRecord, ver: VersionRecord, last_used: str | None
+) -> CredentialInfo:
+    """What `describe` shows of a credential: metadata, health now, and field names (secret
+    fields map to None: their values are never decrypted for this)."""
+    fields: dict[str, str | None] = {**dict.fromkeys(ver.secret), **ver.plain}
+    return CredentialInfo(
+        address=cred.address,
+        id=cred.id,
+        kind=cred.kind,
+        version=cred.version,
+        provider=cred.provider,
+        description=cred.description,
+        owner=cred.owner,
+        tags=dict(cred.tags),
+        links=list(cred.links),
+        created_at=cred.created_at,
+        updated_at=cred.updated_at,
+        rotated_at=cred.rotated_at,
+        expires_at=cred.expires_at,
+        rotate_every=cred.rotate_every,
+        last_used_at=last_used,
+        health=compute_health(
+            now=utcnow(),
+            expires_at=cred.expires_at,
+            rotate_every=cred.rotate_every,
+            rotated_at=cred.rotated_at,
+            override=cred.health_override,
+        ),
+        fields=dict(sorted(fields.items())),
+    )

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, NamedTuple
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from ..errors import UsageError
+from ..model import CredentialInfo
 from ..secret import Secret
 
 if TYPE_CHECKING:
     from ..providers import Provider, RequestSpec
-    from ..warden import Warden
 
 MAX_BODY = 256 * 1024
 STATIC_MODES = ("api_key", "basic")
@@ -55,11 +55,24 @@ class Outcome(NamedTuple):
         return {"ok": self.exit_code == 0, **self._asdict()}
 
 
-def run_test(w: Warden, address: str, tvars: dict[str, str], timeout: float) -> Outcome:
-    """Obtain what the test needs through the facade (audited), then send the request."""
+class Subject(Protocol):
+    """The credential under test, as the facade hands it over: the test's one event (written
+    by the facade) records that its values or a token were used."""
+
+    info: CredentialInfo
+
+    def values(self) -> Mapping[str, str]:
+        """Every field of the current version."""
+
+    def token(self, scopes: Sequence[str]) -> str:
+        """A valid access token (refreshed or minted if needed)."""
+
+
+def run_test(subject: Subject, home: str, tvars: dict[str, str], timeout: float) -> Outcome:
+    """Build the provider's test request from what the subject gives, and send it."""
     from ..kinds import get_kind
 
-    info = w.describe(address)
+    info = subject.info
     addr = info.address
     refreshable = get_kind(info.kind).refreshable
     if not refreshable and (info.kind not in STATIC_MODES or not info.provider):
@@ -69,7 +82,7 @@ def run_test(w: Warden, address: str, tvars: dict[str, str], timeout: float) -> 
             else "it names no provider (give one with `credwarden add ... --provider SLUG`)"
         )
         return Outcome(addr, "failed", f"nothing to test: {why}")
-    provider = _provider(w.settings.home, info.provider) if info.provider else None
+    provider = _provider(home, info.provider) if info.provider else None
     if info.kind in TEST_SCOPES:
         mode = "service_account"
     elif refreshable:
@@ -83,7 +96,7 @@ def run_test(w: Warden, address: str, tvars: dict[str, str], timeout: float) -> 
     spec = provider.test_for(mode) if provider is not None else None
     secrets: Mapping[str, str | Secret]
     if refreshable:
-        secrets = {"access_token": w.access_token(addr, scopes=TEST_SCOPES.get(info.kind, ()))}
+        secrets = {"access_token": Secret(subject.token(TEST_SCOPES.get(info.kind, [])))}
         if spec is None:
             name = info.provider or "(none recorded)"
             return Outcome(
@@ -102,7 +115,7 @@ def run_test(w: Warden, address: str, tvars: dict[str, str], timeout: float) -> 
             mode=mode,
         )
     else:
-        secrets = w.read(addr).values
+        secrets = {k: Secret(v) for k, v in subject.values().items()}
     assert provider is not None and spec is not None
     values = _template_values(provider, spec, tvars, info.tags, addr)
     return _send(addr, provider, mode, spec, secrets, values, timeout)

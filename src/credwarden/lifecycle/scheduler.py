@@ -31,6 +31,7 @@ job meanwhile); this node does not start that job again until the run has ended.
 
 from __future__ import annotations
 
+import builtins
 import json
 import logging
 import os
@@ -40,13 +41,13 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
-from typing import TYPE_CHECKING, Any, Final, NamedTuple
+from typing import Any, Final, NamedTuple, Protocol
 
 from ..errors import Conflict, CredwardenError, LockTimeout
+from ..model import CredentialInfo
+from ..operation import AlertSink
+from ..records import Records
 from ..timeutil import iso, parse_iso, utcnow
-
-if TYPE_CHECKING:
-    from ..warden import Warden
 
 NS_JOB: Final = "job"
 LOCK_WAIT_S: Final = 0.05
@@ -68,15 +69,36 @@ ALERT_STATES: Final = ("expiring", "expired", "rotation_due", "needs_reauth")
 logger = logging.getLogger("credwarden.scheduler")
 
 
+class JobHost(Protocol):
+    """What the scheduler needs from the facade: the records (the store's cross-node locks
+    and the lease records), where alerts go, and the operations the default jobs call."""
+
+    records: Records
+    alerts: AlertSink
+
+    def refresh_due(self, *, within: int = 300) -> builtins.list[dict[str, Any]]: ...
+
+    def list(
+        self,
+        *,
+        env: str | None = None,
+        service: str | None = None,
+        kind: str | None = None,
+        health: str | None = None,
+    ) -> builtins.list[CredentialInfo]: ...
+
+    def flush_token_use(self) -> int: ...
+
+
 class Job(NamedTuple):
-    """A job: `run(warden)` every `every` seconds; `shared` ones once per interval across all
+    """A job: `run(host)` every `every` seconds; `shared` ones once per interval across all
     nodes, the others on each node (for per-node state such as in-memory counters). A run
     lasting more than `max_run` seconds (None: ten intervals, within one minute and one hour)
     is recorded as timed out."""
 
     name: str
     every: float
-    run: Callable[[Warden], dict[str, Any]]
+    run: Callable[[JobHost], dict[str, Any]]
     shared: bool = True
     max_run: float | None = None
 
@@ -172,12 +194,12 @@ class _Worker:
 
 
 class Scheduler:
-    """Runs `jobs` against `warden`: in a daemon thread (`start`/`stop`) every `tick`
+    """Runs `jobs` against `host` (the facade): in a daemon thread (`start`/`stop`) every `tick`
     seconds, or one pass at a time (`run_pending`)."""
 
     def __init__(
         self,
-        warden: Warden,
+        host: JobHost,
         jobs: Sequence[Job],
         *,
         tick: float = 1.0,
@@ -191,7 +213,7 @@ class Scheduler:
             raise ValueError("job intervals and run limits must be positive")
         if not tick > 0 or not heartbeat > 0:
             raise ValueError("the tick and the heartbeat must be positive")
-        self._warden = warden
+        self._host = host
         self._jobs = list(jobs)
         self._tick = tick
         self._heartbeat = heartbeat
@@ -278,7 +300,7 @@ class Scheduler:
             with ExitStack() as stack:
                 try:
                     stack.enter_context(
-                        self._warden._store.lock(f"job:{job.name}", timeout=LOCK_WAIT_S)
+                        self._host.records.store.lock(f"job:{job.name}", timeout=LOCK_WAIT_S)
                     )
                 except LockTimeout:
                     return False  # another node is running it
@@ -289,7 +311,7 @@ class Scheduler:
     def _run_shared(self, job: Job, state: _State) -> bool:
         """Under the job's lock: run it if its last run finished `every` seconds ago and no
         other node is running it (by its heartbeat)."""
-        store = self._warden._store
+        store = self._host.records.store
         with store.transaction(write=False) as tx:
             rec = tx.get(NS_JOB, job.name)
         lease = _decode(job.name, rec.body) if rec is not None else {}
@@ -413,7 +435,7 @@ class Scheduler:
         """Hand the job to its worker and wait for it, calling `beat` every heartbeat (until it
         returns False); its exception is raised here, _TimedOut past the job's max_run (the
         run, which no one can stop, is kept as the job's stray)."""
-        call = self._workers[job.name].submit(lambda: job.run(self._warden))
+        call = self._workers[job.name].submit(lambda: job.run(self._host))
         deadline = t0 + job.run_limit()
         next_beat = t0 + self._heartbeat
         while not call.done.is_set():
@@ -439,7 +461,7 @@ class Scheduler:
         leases: dict[str, dict[str, Any]] = {}
         if any(j.shared for j in self._jobs):
             try:
-                with self._warden._store.transaction(write=False) as tx:
+                with self._host.records.store.transaction(write=False) as tx:
                     leases = {r.key: _decode(r.key, r.body) for r in tx.list(NS_JOB)}
             except CredwardenError as exc:
                 logger.warning("job status: cannot read the lease records: %s", _describe(exc))
@@ -483,7 +505,7 @@ def default_jobs() -> list[Job]:
     ]
 
 
-def refresh_job(w: Warden) -> dict[str, Any]:
+def refresh_job(w: JobHost) -> dict[str, Any]:
     """Refresh the OAuth connections expiring within REFRESH_WITHIN_S. `refresh_due` reports
     per connection only whether it now holds a valid token, not whether it was refreshed."""
     results = w.refresh_due(within=REFRESH_WITHIN_S)
@@ -498,18 +520,15 @@ def refresh_job(w: Warden) -> dict[str, Any]:
     }
 
 
-def expiry_sweep_job(w: Warden) -> dict[str, Any]:
+def expiry_sweep_job(w: JobHost) -> dict[str, Any]:
     """Count the credentials that are expiring, expired, due for rotation or need
-    re-authentication, and tell `w.alert_hook` (when set) about each one."""
+    re-authentication, and raise an alert for each one (to `w.alerts`)."""
     counts = dict.fromkeys(ALERT_STATES, 0)
-    alerted = hook_errors = 0
-    hook = w.alert_hook
+    alerted = sink_errors = 0
     for info in w.list():
         if info.health not in counts:
             continue
         counts[info.health] += 1
-        if hook is None:
-            continue
         detail = {
             "health": info.health,
             "expires_at": info.expires_at,
@@ -517,15 +536,15 @@ def expiry_sweep_job(w: Warden) -> dict[str, Any]:
             "rotate_every": info.rotate_every,
         }
         try:
-            hook(info.health, info.address, detail)
+            w.alerts.alert(info.health, info.address, detail)
             alerted += 1
         except Exception as exc:  # one failing alert does not hide the others
-            hook_errors += 1
-            logger.warning("alert hook failed for %s: %s", info.address, _describe(exc))
-    return {**counts, "alerted": alerted, "hook_errors": hook_errors}
+            sink_errors += 1
+            logger.warning("alert sink failed for %s: %s", info.address, _describe(exc))
+    return {**counts, "alerted": alerted, "sink_errors": sink_errors}
 
 
-def token_use_job(w: Warden) -> dict[str, Any]:
+def token_use_job(w: JobHost) -> dict[str, Any]:
     """Write this node's in-memory API token last-use times."""
     return {"flushed": w.flush_token_use()}
 

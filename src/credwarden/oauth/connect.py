@@ -21,7 +21,6 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from ..access.policy import Principal
 from ..address import parse_address
 from ..errors import (
     AlreadyExists,
@@ -34,7 +33,11 @@ from ..errors import (
     ValidationError,
 )
 from ..kinds import get_kind
-from ..model import NS_CRED, NS_VERSION, CredentialInfo, CredentialRecord, dumps, version_key
+from ..lifecycle.health import credential_info
+from ..model import NS_CRED, CredentialInfo, CredentialRecord, dumps
+from ..operation import Op, Principal, Services
+from ..records import Records
+from ..store import Tx
 from ..timeutil import iso, parse_iso, utcnow
 from .endpoint import ClientAuth
 from .flows import (
@@ -48,8 +51,6 @@ from .flows import (
 
 if TYPE_CHECKING:
     from ..providers.model import Provider
-    from ..store import Tx
-    from ..warden import Warden, _Op
 
 GRANTS = ("authorization_code", "client_credentials", "device_code")
 _TAG_KEY = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}\Z")
@@ -66,7 +67,8 @@ MAX_STATE = 512
 
 
 def connect(
-    w: Warden,
+    s: Services,
+    home: str,
     address: str,
     *,
     provider: str,
@@ -88,10 +90,10 @@ def connect(
         raise ValidationError(
             f"unknown grant {grant[:40]!r}", hint=f"use one of: {', '.join(GRANTS)}"
         )
-    w._check_env(a)
-    prov = load_catalog(w.settings.home).get(provider)
-    w._authorize("write", addr)
-    auth = _client(w, client_addr, prov.oauth2.token_auth_method if prov.oauth2 else None)
+    s.records.check_env(a.env)
+    prov = load_catalog(home).get(provider)
+    s.ops.authorize("write", addr)
+    auth = _client(s, client_addr, prov.oauth2.token_auth_method if prov.oauth2 else None)
     if grant == "client_credentials":
         conn = client_credentials(prov, auth, scopes=scopes, template_vars=template_vars)
     elif grant == "device_code":
@@ -112,7 +114,7 @@ def connect(
             template_vars=template_vars,
             timeout=timeout,
         )
-    return _store(w, addr, prov.slug, client_addr, conn, template_vars)
+    return _store(s, addr, prov.slug, client_addr, conn, template_vars)
 
 
 def _check_template_vars(prov: Provider, template_vars: Mapping[str, str]) -> None:
@@ -156,7 +158,8 @@ def _aad(key: str) -> str:
 
 
 def connect_start(
-    w: Warden,
+    s: Services,
+    home: str,
     address: str,
     *,
     provider: str,
@@ -173,19 +176,19 @@ def connect_start(
     addr = str(a)
     client_addr = str(parse_address(client))
     _check_redirect_uri(redirect_uri)
-    w._check_env(a)
-    prov = load_catalog(w.settings.home).get(provider)
+    s.records.check_env(a.env)
+    prov = load_catalog(home).get(provider)
     _check_template_vars(prov, template_vars)
-    w._authorize("write", addr, audit_as="connect.start")
+    s.ops.authorize("write", addr, audit_as="connect.start")
     method = prov.oauth2.token_auth_method if prov.oauth2 else None
-    auth = _client(w, client_addr, method)
+    auth = _client(s, client_addr, method)
     req = authorization_request(
         prov, auth, scopes=scopes, redirect_uri=redirect_uri, template_vars=template_vars
     )
     key = flow_key(req.state)
     now = utcnow()
     expires_at = iso(now + FLOW_TTL)
-    who = w.principal
+    who = s.ops.principal
     flow = {
         "address": addr,
         "provider": prov.slug,
@@ -210,9 +213,9 @@ def connect_start(
         "token_auth_method": method,
     }
 
-    def work(tx: Tx, op: _Op) -> None:
+    def work(tx: Tx, op: Op) -> None:
         _sweep(tx, now)
-        body = {**flow, "sealed": w._seal_blob(tx, _aad(key), dumps(sealed))}
+        body = {**flow, "sealed": s.records.barrier.seal_blob(tx, _aad(key), dumps(sealed))}
         tx.put(NS_PENDING, key, dumps(body), rev=0)
         op.detail = {
             "flow": key[:16],
@@ -221,7 +224,7 @@ def connect_start(
             "redirect_uri": redirect_uri,
         }
 
-    w._op("connect.start", addr, work, needs="write")
+    s.ops.run("connect.start", addr, work, needs="write")
     return {
         "authorize_url": req.url,
         "flow": key,
@@ -255,7 +258,7 @@ def _put_marker(tx: Tx, key: str, status: str, address: str, principal: str, mes
 
 
 def _conclude(
-    w: Warden,
+    s: Services,
     key: str,
     status: str,
     address: str,
@@ -264,13 +267,11 @@ def _conclude(
     detail: dict[str, Any],
 ) -> None:
     """Record the outcome for pollers and audit `connect.finish`, in one transaction."""
-    from ..warden import _Op
-
-    op = _Op(detail={"flow": key[:16], **detail})
+    op = Op(detail={"flow": key[:16], **detail})
     try:
-        with w._store.transaction() as tx:
-            _put_marker(tx, key, status, address, w.principal.name, message)
-            w._audit(tx, "connect.finish", address, result, op)
+        with s.records.store.transaction() as tx:
+            _put_marker(tx, key, status, address, s.ops.principal.name, message)
+            s.ops.audit(tx, [("connect.finish", address, result, op)])
     except StoreError as exc:
         raise AuditError(
             f"the audit event could not be written ({exc.message})",
@@ -279,7 +280,7 @@ def _conclude(
 
 
 def connect_finish(
-    w: Warden, state: str, query: dict[str, str], *, client: dict[str, Any] | None = None
+    s: Services, state: str, query: dict[str, str], *, client: dict[str, Any] | None = None
 ) -> CredentialInfo:
     """Finish a flow from its redirect: once (the pending record is deleted first), within its
     ten minutes, as the principal who started it (grants checked again), audited."""
@@ -296,7 +297,7 @@ def connect_finish(
             return None
         tx.delete(NS_PENDING, key, rev=rec.rev)  # single use, whatever happens next
         body = json.loads(rec.body)
-        flow = json.loads(w._open_blob(tx, body["sealed"], _aad(key)))
+        flow = json.loads(s.records.barrier.open_blob(tx, body["sealed"], _aad(key)))
         expired = parse_iso(flow["expires_at"]) <= now
         status = "expired" if expired else "finishing"
         message = "the flow expired before the authorization arrived" if expired else ""
@@ -304,7 +305,7 @@ def connect_finish(
         return flow, expired
 
     try:
-        with w._store.transaction() as tx:
+        with s.records.store.transaction() as tx:
             consumed = consume(tx)
             used = consumed is None and tx.get(NS_DONE, key) is not None
     except Conflict:
@@ -325,9 +326,9 @@ def connect_finish(
     principal = Principal(
         str(flow["principal"]), str(flow["principal_type"]), bool(flow["principal_root"])
     )
-    with w.acting_as(principal, source="api", client=client):
+    with s.ops.acting_as(principal, source="api", client=client):
         if expired:
-            _conclude(w, key, "expired", addr, "expired", "error", {"error": "expired"})
+            _conclude(s, key, "expired", addr, "expired", "error", {"error": "expired"})
             raise CredentialInvalid(
                 "the connect flow expired before the authorization arrived",
                 hint="start connect again and approve within 10 minutes",
@@ -336,7 +337,7 @@ def connect_finish(
             raw = query.get("error") or ""
             error = raw if _ERROR_CODE.match(raw) else "error"
             message = f"the provider did not authorize: {error}"
-            _conclude(w, key, "failed", addr, message, "denied", {"error": error})
+            _conclude(s, key, "failed", addr, message, "denied", {"error": error})
             raise CredentialInvalid(
                 message, hint="access_denied means the user (or an admin policy) declined"
             )
@@ -344,7 +345,7 @@ def connect_finish(
             code = query.get("code")
             if not code:
                 raise CredentialInvalid("the redirect carried no authorization code")
-            auth = _client(w, str(flow["client"]), flow.get("token_auth_method"))
+            auth = _client(s, str(flow["client"]), flow.get("token_auth_method"))
             conn = exchange_authorization_code(
                 auth,
                 code=code,
@@ -355,31 +356,31 @@ def connect_finish(
                 scope=flow.get("scope"),
             )
             info = _store(
-                w, addr, str(flow["provider"]), str(flow["client"]), conn, flow["template_vars"]
+                s, addr, str(flow["provider"]), str(flow["client"]), conn, flow["template_vars"]
             )
         except CredwardenError as exc:
-            _conclude(w, key, "failed", addr, exc.message, "error", {"error": exc.code})
+            _conclude(s, key, "failed", addr, exc.message, "error", {"error": exc.code})
             raise
         except Exception:  # a bug: the flow still ends (never its text: it may hold anything)
-            _conclude(w, key, "failed", addr, "internal error", "error", {"error": "internal"})
+            _conclude(s, key, "failed", addr, "internal error", "error", {"error": "internal"})
             raise
-        _conclude(w, key, "done", addr, "", "ok", {"version": info.version})
+        _conclude(s, key, "done", addr, "", "ok", {"version": info.version})
         return info
 
 
-def connect_status(w: Warden, flow: str) -> dict[str, Any]:
+def connect_status(s: Services, flow: str) -> dict[str, Any]:
     """Where a flow stands, for the principal who started it or who may describe its address
     ("unknown" to anyone else). Not audited: the CLI polls it twice a second."""
     if not _FLOW_RE.match(flow):
         return {"status": "unknown"}
     now = utcnow()
-    with w._store.transaction(write=False) as tx:
+    with s.records.store.transaction(write=False) as tx:
         pending = tx.get(NS_PENDING, flow)
         done = tx.get(NS_DONE, flow)
         rec = pending or done
         body = json.loads(rec.body) if rec is not None else None
         exists = body is not None and tx.get(NS_CRED, str(body.get("address"))) is not None
-    if body is None or not _visible(w, body):
+    if body is None or not _visible(s, body):
         return {"status": "unknown"}
     expired = parse_iso(body["expires_at"]) <= now
     out: dict[str, Any] = {"address": body["address"]}
@@ -398,10 +399,10 @@ def connect_status(w: Warden, flow: str) -> dict[str, Any]:
     return out
 
 
-def _visible(w: Warden, body: Mapping[str, Any]) -> bool:
+def _visible(s: Services, body: Mapping[str, Any]) -> bool:
     address = body.get("address")
-    return body.get("principal") == w.principal.name or (
-        isinstance(address, str) and w._allowed("describe", address)
+    return body.get("principal") == s.ops.principal.name or (
+        isinstance(address, str) and s.ops.allowed("describe", address)
     )
 
 
@@ -409,19 +410,19 @@ def _print_url(url: str) -> None:
     print(url, flush=True)
 
 
-def _client(w: Warden, client_addr: str, default_method: str | None) -> ClientAuth:
+def _client(s: Services, client_addr: str, default_method: str | None) -> ClientAuth:
     """The client's id and secret: reading them is a `use` of the client credential."""
 
-    def work(tx: Tx, op: _Op) -> ClientAuth:
-        cred = w._load(tx, client_addr)
+    def work(tx: Tx, op: Op) -> ClientAuth:
+        cred = s.records.load(tx, client_addr)
         if cred.kind != "oauth2_client":
             raise ValidationError(
                 f"{client_addr} is a {cred.kind} credential, not an oauth2_client",
                 hint=f"add the app with: credwarden add {client_addr} --kind oauth2_client"
                 " --field client_id=...",
             )
-        ver = w._load_version(tx, cred)
-        values = w._values(tx, cred, ver)
+        ver = s.records.load_version(tx, cred)
+        values = s.records.values(tx, cred, ver)
         op.version = cred.version
         op.detail = {"for": "connect"}
         secret = values.get("client_secret")
@@ -434,12 +435,12 @@ def _client(w: Warden, client_addr: str, default_method: str | None) -> ClientAu
             method = "client_secret_basic"
         return ClientAuth(values["client_id"], secret, method)
 
-    result: ClientAuth = w._op("use", client_addr, work)
+    result: ClientAuth = s.ops.run("use", client_addr, work)
     return result
 
 
 def _store(
-    w: Warden,
+    s: Services,
     addr: str,
     provider: str,
     client_addr: str,
@@ -458,20 +459,19 @@ def _store(
         values["requested_scope"] = conn.requested_scope
     values = kind.validate(values)
 
-    def work(tx: Tx, op: _Op) -> CredentialInfo:
+    def work(tx: Tx, op: Op) -> CredentialInfo:
         now = iso(utcnow())
-        rec = tx.get(NS_CRED, addr)
-        if rec is None:
+        by = s.ops.principal.name
+        cred = s.records.find(tx, addr)
+        if cred is None:
             cred = CredentialRecord.new(addr, kind.name, now, provider=provider, tags=tags)
-            ver = w._seal(tx, cred.id, 1, kind, values, "connected")
+            ver = s.records.seal(tx, cred.id, 1, kind, values, "connected", by=by)
             try:
-                tx.put(NS_CRED, addr, cred.to_bytes(), rev=0)
+                cred = s.records.create(tx, cred, ver)
             except AlreadyExists:
                 raise AlreadyExists(f"{addr} was created by someone else meanwhile") from None
-            tx.put(NS_VERSION, version_key(cred.id, 1), ver.to_bytes(), rev=0)
             op.detail = {"connected": True, "provider": provider, "grant": conn.grant}
         else:
-            cred = CredentialRecord.from_bytes(rec.body, rec.rev)
             if cred.kind != kind.name:
                 raise ValidationError(
                     f"{addr} is a {cred.kind} credential; connect makes oauth2 connections",
@@ -485,12 +485,39 @@ def _store(
                 provider=provider,
                 health_override=None,
             )
-            ver = w._seal(tx, cred.id, cred.version, kind, values, "reconnected")
-            w._put_version(tx, cred, ver)
-            w._put_cred(tx, cred)
+            ver = s.records.seal(tx, cred.id, cred.version, kind, values, "reconnected", by=by)
+            s.records.put_version(tx, cred, ver)
+            cred = s.records.put(tx, cred)
             op.detail = {"repaired": True, "provider": provider, "grant": conn.grant}
         op.version = cred.version
-        return w._info(cred, ver, None)
+        return credential_info(cred, ver, None)
 
-    info: CredentialInfo = w._op("write", addr, work)
+    info: CredentialInfo = s.ops.run("write", addr, work)
     return info
+
+
+def revoke_connection(records: Records, addr: str) -> str | None:
+    """Revoke an OAuth connection's grant at its provider (RFC 7009) before it is removed:
+    "revoked", an error code, or None when there is nothing to revoke. Read inside the
+    removal, whose event records the outcome."""
+    from .grants import revoke
+    from .ops import client_auth
+
+    with records.store.transaction(write=False) as tx:
+        cred = records.find(tx, addr)
+        if cred is None:
+            return None
+        ver = records.load_version(tx, cred)
+        if cred.kind != "oauth2" or not ver.plain.get("revocation_url"):
+            return None
+        values = records.values(tx, cred, ver)
+        try:
+            client = client_auth(records, tx, values.get("client", ""))
+        except CredwardenError as exc:
+            return f"client_{exc.code}"
+    hint = "refresh_token" if values.get("refresh_token") else "access_token"
+    try:
+        revoke(values["revocation_url"], client, values[hint], hint)
+    except CredwardenError as exc:
+        return exc.code
+    return "revoked"

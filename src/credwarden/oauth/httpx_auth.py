@@ -4,16 +4,21 @@ retries once (the token may have been revoked or rotated early by the provider).
 from __future__ import annotations
 
 from collections.abc import Generator
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import httpx
 
-if TYPE_CHECKING:
-    from ..warden import Warden
+from ..secret import Secret
+
+
+class TokenSource(Protocol):
+    """What the auth needs: the facade's `access_token` (local or remote)."""
+
+    def access_token(self, address: str, *, rejected: Secret | None = None) -> Secret: ...
 
 
 class WardenAuth(httpx.Auth):
-    def __init__(self, warden: Warden, address: str) -> None:
+    def __init__(self, warden: TokenSource, address: str) -> None:
         self._warden = warden
         self._address = address
 

@@ -8,19 +8,15 @@ import hashlib
 import json
 import threading
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
 
 from ..crypto.envelope import open_field, seal_field
 from ..errors import CredentialInvalid, CredwardenError, ValidationError
-from ..model import NS_TOKEN, b64d, b64e, dumps
+from ..model import NS_TOKEN, CredentialRecord, b64d, b64e, dumps
+from ..operation import Op, Services
 from ..secret import Secret
-from ..timeutil import utcnow
+from ..store import Tx
+from ..timeutil import iso, utcnow
 from .tokens import TokenSet, is_fresh
-
-if TYPE_CHECKING:
-    from ..model import CredentialRecord
-    from ..store import Tx
-    from ..warden import Warden, _Op
 
 LOCK_WAIT_S = 30.0
 _guard = threading.Lock()
@@ -40,7 +36,7 @@ def _aad(cred: CredentialRecord, digest: str) -> bytes:
 
 
 def minted_token(
-    w: Warden,
+    s: Services,
     addr: str,
     *,
     kind: str,
@@ -57,46 +53,46 @@ def minted_token(
         )
     digest = hashlib.sha256(json.dumps([wanted, subject]).encode()).hexdigest()[:16]
 
-    def read(tx: Tx, op: _Op) -> str:
-        cred = w._load(tx, addr)
+    def read(tx: Tx, op: Op) -> str:
+        cred = s.records.load(tx, addr)
         if cred.kind != kind:
             raise ValidationError(f"{addr} is a {cred.kind} credential, not a {kind}")
-        ver = w._load_version(tx, cred)
+        ver = s.records.load_version(tx, cred)
         op.version = cred.version
         op.detail = {"scopes": wanted, **({"subject": subject} if subject else {})}
         rec = tx.get(NS_TOKEN, _key(cred, digest))
         if rec is not None:
             body = json.loads(rec.body)
             if is_fresh(body.get("expires_at"), utcnow(), leeway):
-                dek = w._dek(tx, cred.id, ver)
+                dek = s.records.data_key(tx, cred.id, ver)
                 return open_field(dek, b64d(body["token"]), _aad(cred, digest)).decode()
         raise _NeedsMint
 
     try:
-        return Secret(w._op("use", addr, read))
+        return Secret(s.ops.run("use", addr, read))
     except _NeedsMint:
         pass
     with _guard:
-        local = _locks.setdefault(f"{w.store_id}:{addr}:{digest}", threading.Lock())
-    with local, w._store.lock(f"mint:{addr}:{digest}", timeout=LOCK_WAIT_S):
+        local = _locks.setdefault(f"{s.records.barrier.store_id}:{addr}:{digest}", threading.Lock())
+    with local, s.records.store.lock(f"mint:{addr}:{digest}", timeout=LOCK_WAIT_S):
         try:
-            return Secret(w._op("use", addr, read))  # minted by someone else meanwhile
+            return Secret(s.ops.run("use", addr, read))  # minted by someone else meanwhile
         except _NeedsMint:
             pass
-        with w._store.transaction(write=False) as tx:
-            cred = w._load(tx, addr)
-            values = w._values(tx, cred, w._load_version(tx, cred))
+        with s.records.store.transaction(write=False) as tx:
+            cred = s.records.load(tx, addr)
+            values = s.records.values(tx, cred, s.records.load_version(tx, cred))
         try:
             tokens = mint(values, wanted, subject)
         except CredwardenError as exc:
-            _failed(w, addr, cred.version, exc, wanted)
+            _failed(s, addr, cred.version, exc, wanted)
             raise
-        _store(w, addr, cred, digest, tokens, wanted, subject)
-    return Secret(w._op("use", addr, read))
+        _store(s, addr, cred, digest, tokens, wanted, subject)
+    return Secret(s.ops.run("use", addr, read))
 
 
 def _store(
-    w: Warden,
+    s: Services,
     addr: str,
     seen: CredentialRecord,
     digest: str,
@@ -104,14 +100,12 @@ def _store(
     scopes: list[str],
     subject: str | None,
 ) -> None:
-    from ..timeutil import iso
-
-    def work(tx: Tx, op: _Op) -> None:
-        cred = w._load(tx, addr)
+    def work(tx: Tx, op: Op) -> None:
+        cred = s.records.load(tx, addr)
         if cred.version != seen.version:
             return  # the key changed meanwhile: this token belongs to the old one, drop it
-        ver = w._load_version(tx, cred)
-        dek = w._dek(tx, cred.id, ver)
+        ver = s.records.load_version(tx, cred)
+        dek = s.records.data_key(tx, cred.id, ver)
         body = dumps(
             {
                 "expires_at": tokens.expires_at,
@@ -122,7 +116,7 @@ def _store(
         old = tx.get(NS_TOKEN, key)
         tx.put(NS_TOKEN, key, body, rev=old.rev if old else 0)
         if cred.health_override == "invalid":
-            w._put_cred(tx, cred._replace(health_override=None, updated_at=iso(utcnow())))
+            s.records.put(tx, cred._replace(health_override=None, updated_at=iso(utcnow())))
         op.version = cred.version
         op.detail = {
             "scopes": scopes,
@@ -130,21 +124,17 @@ def _store(
             **({"subject": subject} if subject else {}),
         }
 
-    w._op("mint", addr, work, grouped=False)
+    s.ops.run("mint", addr, work, grouped=False)
 
 
-def _failed(w: Warden, addr: str, version: int, exc: CredwardenError, scopes: list[str]) -> None:
+def _failed(s: Services, addr: str, version: int, exc: CredwardenError, scopes: list[str]) -> None:
     """A refused key marks the credential invalid (audited); a transient failure is audited."""
-    from ..timeutil import iso
-    from ..warden import _Op
-
-    op = _Op(version, {"scopes": scopes, "error": exc.code})
-    with w._store.transaction() as tx:
-        cred = w._load(tx, addr)
+    op = Op(version, {"scopes": scopes, "error": exc.code})
+    with s.records.store.transaction() as tx:
+        cred = s.records.load(tx, addr)
         if isinstance(exc, CredentialInvalid):
             op.detail["health"] = "invalid"
-            w._put_cred(tx, cred._replace(health_override="invalid", updated_at=iso(utcnow())))
-        w._audit(tx, "mint", addr, "error", op)
-    hook: Any = getattr(w, "alert_hook", None)
-    if isinstance(exc, CredentialInvalid) and callable(hook):
-        hook("invalid", addr, {"reason": exc.code})
+            s.records.put(tx, cred._replace(health_override="invalid", updated_at=iso(utcnow())))
+        s.ops.audit(tx, [("mint", addr, "error", op)])
+    if isinstance(exc, CredentialInvalid):
+        s.alerts.alert("invalid", addr, {"reason": exc.code})
