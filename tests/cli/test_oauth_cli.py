@@ -7,11 +7,13 @@ small loopback "API" answers a test request and, for one happy path, a token req
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -35,6 +37,8 @@ class FakeApi:
     def __init__(self) -> None:
         self.valid = {CANARY, ISSUED}
         self.token_requests: list[dict[str, str]] = []
+        self.entered = threading.Event()  # a token request arrived
+        self.hold: threading.Event | None = None  # if set: token requests wait for it
 
     def __call__(
         self, method: str, path: str, headers: dict[str, str], body: bytes
@@ -48,6 +52,9 @@ class FakeApi:
         if method == "POST" and path == "/token":
             form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
             self.token_requests.append(form)
+            self.entered.set()
+            if self.hold is not None:
+                self.hold.wait(30)
             good = (
                 form.get("grant_type") == "authorization_code"
                 and form.get("code") == CODE
@@ -245,15 +252,29 @@ def test_connect_usage_errors(store: CLI, extra: list[str]) -> None:
 # -- connect: the browser flow with a loopback token endpoint -----------------------------------
 
 
-def _start_connect(cli: CLI, address: str, *extra: str) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [str(CREDWARDEN), "connect", address, "--provider", "local", "--client", "dev/local/app",
-         "--no-browser", "--timeout", "30", *extra],
+# Started with SIGINT at its default, as in a terminal: a runner that ignores SIGINT (a CI
+# job started in the background) would pass SIG_IGN on, and Python then never raises
+# KeyboardInterrupt at all. exec keeps the PID, so signals sent to the PID reach credwarden.
+_DEFAULT_SIGINT = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL);"
+    " os.execv(sys.argv[1], sys.argv[1:])"
+)
+
+
+def _spawn_connect(cli: CLI, address: str, *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", _DEFAULT_SIGINT, str(CREDWARDEN), "connect", address,
+         "--provider", "local", "--client", "dev/local/app", "--no-browser", "--timeout", "30",
+         *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=clean_env(cli.home),
     )  # fmt: skip
+
+
+def _start_connect(cli: CLI, address: str, *extra: str) -> tuple[subprocess.Popen[str], str]:
+    proc = _spawn_connect(cli, address, *extra)
     assert proc.stdout is not None
     line = proc.stdout.readline()
     return proc, line
@@ -321,24 +342,94 @@ def test_connect_denied_stores_nothing(store: CLI, api: tuple[FakeApi, LocalServ
     assert not stored(store, "dev/local/me")
 
 
+def _wait_until(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting until {what}"
+        time.sleep(0.005)
+
+
+def _has_opened_the_store(proc: subprocess.Popen[str], home: Path) -> bool:
+    """The command is running: credwarden holds its database open (the URL comes after)."""
+    try:
+        fds = list(Path(f"/proc/{proc.pid}/fd").iterdir())
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(fd).startswith(str(home)) and os.readlink(fd).endswith(".db"):
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def _threads(proc: subprocess.Popen[str]) -> list[int]:
+    return sorted(int(t.name) for t in Path(f"/proc/{proc.pid}/task").iterdir() if t.name.isdigit())
+
+
+def _parked(proc: subprocess.Popen[str], after: float = 0) -> bool:
+    """The main thread sleeps in the kernel on a lock (where the wait for the redirect is)."""
+    time.sleep(after)
+    try:
+        return "futex" in Path(f"/proc/{proc.pid}/task/{proc.pid}/wchan").read_text()
+    except OSError:
+        return False
+
+
+def _listener_blocks_sigint(proc: subprocess.Popen[str]) -> bool:
+    """The listener thread blocks SIGINT, so the kernel gives a Ctrl-C to the main thread."""
+    _wait_until(lambda: len(_threads(proc)) > 1, "the listener thread runs")
+    (listener,) = [t for t in _threads(proc) if t != proc.pid]
+    status = Path(f"/proc/{proc.pid}/task/{listener}/status").read_text()
+    blocked = next(line for line in status.splitlines() if line.startswith("SigBlk:"))
+    return bool(int(blocked.split()[1], 16) & (1 << (signal.SIGINT - 1)))
+
+
+@pytest.mark.parametrize("instant", ["starting", "waiting", "exchanging"])
 def test_connect_interrupted_exits_130_and_stores_nothing(
-    store: CLI, api: tuple[FakeApi, LocalServer]
+    store: CLI, api: tuple[FakeApi, LocalServer], instant: str
 ) -> None:
-    _, server = api
+    """Ctrl-C before the URL is printed, while waiting for the browser, and while the code is
+    exchanged: exit 130, nothing stored."""
+    fake, server = api
     add_providers(store.home, server.base)
     add_client(store)
-    proc, url = _start_connect(store, "dev/local/me")
+    fake.hold = threading.Event()
+    proc = _spawn_connect(store, "dev/local/me")
+    assert proc.stdout is not None and proc.stderr is not None
+    browser: threading.Thread | None = None
     try:
-        assert url.startswith(server.base)
-        time.sleep(0.2)
-        proc.send_signal(signal.SIGINT)
-        _out, err = proc.communicate(timeout=30)
+        if instant == "starting":
+            _wait_until(lambda: _has_opened_the_store(proc, store.home), "the store is open")
+            proc.send_signal(signal.SIGINT)
+        else:
+            url = proc.stdout.readline().strip()
+            assert url.startswith(server.base)
+            assert "waiting for the redirect" in proc.stderr.readline()
+            if instant == "waiting":
+                assert _listener_blocks_sigint(proc)
+                _wait_until(
+                    lambda: _parked(proc) and _parked(proc, after=0.05), "the main thread waits"
+                )
+                proc.send_signal(signal.SIGINT)
+            else:
+                browser = threading.Thread(target=_redirect, args=(url,), kwargs={"code": CODE})
+                browser.start()
+                assert fake.entered.wait(30), "the token request never arrived"
+                proc.send_signal(signal.SIGINT)
+        # well inside --timeout 30: an interrupt that is only noticed at the timeout fails here
+        _out, err = proc.communicate(timeout=20)
     finally:
+        fake.hold.set()
+        if browser is not None:
+            browser.join(30)
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
-    assert proc.returncode == 130
+    assert proc.returncode == 130, err
     assert "nothing was stored" in err
+    assert "Traceback" not in err
     assert not stored(store, "dev/local/me")
 
 

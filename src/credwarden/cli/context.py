@@ -22,8 +22,13 @@ def prompt_secret(label: str, confirm: bool) -> str:
     return value
 
 
+OPENED: list[bool] = []
+"""Non-empty once this process opened a facade: until then an interrupt stored nothing."""
+
+
 def open_warden() -> Facade:
     """The facade for a command: the local store, or the server CREDWARDEN_URL names."""
     from ..warden import Warden
 
+    OPENED.append(True)
     return Warden.open(source="cli", prompt=prompt_secret)

@@ -61,7 +61,9 @@ def main(argv: list[str] | None = None) -> Any:
         report_error(exc)
         _exit(exc.exit_code)
     except KeyboardInterrupt:
-        sys.stderr.write("interrupted\n")
+        context = sys.modules.get("credwarden.cli.context")
+        untouched = context is None or not getattr(context, "OPENED", None)
+        sys.stderr.write("\ninterrupted: nothing was stored\n" if untouched else "\ninterrupted\n")
         _exit(130)
 
 

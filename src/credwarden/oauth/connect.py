@@ -32,6 +32,7 @@ from ..errors import (
     UsageError,
     ValidationError,
 )
+from ..interrupts import held
 from ..kinds import get_kind
 from ..lifecycle.health import credential_info
 from ..model import NS_CRED, CredentialInfo, CredentialRecord, dumps
@@ -114,7 +115,8 @@ def connect(
             template_vars=template_vars,
             timeout=timeout,
         )
-    return _store(s, addr, prov.slug, client_addr, conn, template_vars)
+    with held():  # a Ctrl-C from here on waits: the connection is stored and said so
+        return _store(s, addr, prov.slug, client_addr, conn, template_vars)
 
 
 def _check_template_vars(prov: Provider, template_vars: Mapping[str, str]) -> None:

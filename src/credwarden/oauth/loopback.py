@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from ..errors import CredentialInvalid, UsageError
+from ..interrupts import quiet_thread, wait_event
 
 PAGE = """<!doctype html><meta charset="utf-8"><title>credwarden</title>
 <body style="font-family:sans-serif;margin:3em"><h1>{title}</h1><p>{text}</p>
@@ -76,12 +77,10 @@ class CallbackServer(HTTPServer):
 
     def wait(self, timeout: float) -> dict[str, str]:
         """Serve until the callback arrives; check its state and error."""
-        thread = threading.Thread(
-            target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
+        thread = quiet_thread(lambda: self.serve_forever(poll_interval=0.05))
         thread.start()
         try:
-            if not self._done.wait(timeout):
+            if not wait_event(self._done, timeout):
                 raise CredentialInvalid(
                     f"no authorization arrived within {timeout:g} s",
                     hint="open the URL, approve, and make sure the redirect reaches this port",
