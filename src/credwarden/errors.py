@@ -16,7 +16,8 @@
     │   └── LockTimeout                     (code: lock_timeout)
     ├── AuditError                  exit 8  (code: audit_failed)
     ├── StoreError                  exit 1  (code: store)
-    │   └── SchemaTooNew                    (code: schema_too_new)
+    │   ├── SchemaTooNew                    (code: schema_too_new)
+    │   └── StoreCorrupt                    (code: store_corrupt)
     └── CryptoError                 exit 1  (code: crypto)
 
 Messages never contain secret values: they are shown to users, logged and
@@ -121,6 +122,12 @@ class StoreError(CredwardenError):
 
 class SchemaTooNew(StoreError):
     code = "schema_too_new"
+
+
+class StoreCorrupt(StoreError):
+    """A row that does not decode (edited, truncated, bit-flipped): named, never returned."""
+
+    code = "store_corrupt"
 
 
 class CryptoError(CredwardenError):

@@ -12,6 +12,11 @@ import os
 from typing import Any, NamedTuple
 
 from .secret import MASK, Secret
+from .store import Record, rows
+from .store.rows import COUNT, STR, TIME, list_of, map_of, opt
+
+MAX_SPAN_S = 100 * 366 * 86400
+"""The longest duration stored anywhere (a rotation period, an expiry offset): 100 years."""
 
 NS_META = "meta"
 NS_KEK = "kek"
@@ -34,6 +39,64 @@ def dumps(obj: dict[str, Any]) -> bytes:
 
 def version_key(cred_id: str, version: int) -> str:
     return f"{cred_id}/{version:010d}"
+
+
+STORE_SHAPE = rows.Shape(
+    "store description",
+    {"store_id": STR},
+    {
+        "created_at": TIME,
+        "environments": list_of(STR),
+        "format": COUNT,
+        "protected": list_of(STR),
+    },
+    open=True,
+)
+"""The NS_META "store" record: the store's identity and its environments."""
+
+WRAPPED_SHAPE = rows.Shape("wrapped key", {"wrapped": STR})
+"""The NS_META "audit_key" record: the audit chain's key, wrapped by the master key."""
+
+
+def store_info(body: bytes | str) -> dict[str, Any]:
+    return STORE_SHAPE.decode(body, rows.record_name(NS_META, "store"))
+
+
+CREDENTIAL_SHAPE = rows.Shape(
+    "credential",
+    {
+        "id": STR,
+        "address": STR,
+        "kind": STR,
+        "version": COUNT,
+        "created_at": TIME,
+        "updated_at": TIME,
+        "rotated_at": TIME,
+    },
+    {
+        "provider": opt(STR),
+        "description": opt(STR),
+        "owner": opt(STR),
+        "tags": map_of(STR),
+        "links": list_of(STR),
+        "expires_at": opt(TIME),
+        "rotate_every": opt(rows.bounded(1, MAX_SPAN_S)),
+        "health_override": opt(STR),
+    },
+)
+
+VERSION_SHAPE = rows.Shape(
+    "version",
+    {
+        "version": COUNT,
+        "created_at": TIME,
+        "created_by": STR,
+        "note": STR,
+        "dek": STR,
+        "secret": map_of(STR),
+        "plain": map_of(STR),
+    },
+)
 
 
 class CredentialRecord(NamedTuple):
@@ -76,8 +139,13 @@ class CredentialRecord(NamedTuple):
         return dumps(d)
 
     @classmethod
-    def from_bytes(cls, body: bytes, rev: int) -> CredentialRecord:
-        return cls(**json.loads(body), rev=rev)
+    def from_record(cls, rec: Record) -> CredentialRecord:
+        """Decode the record stored under its address (StoreCorrupt if malformed)."""
+        where = rows.record_name(NS_CRED, rec.key)
+        d = CREDENTIAL_SHAPE.decode(rec.body, where)
+        if d["address"] != rec.key:
+            raise rows.corrupt(where, "it holds the record of another address")
+        return cls(**d, rev=rec.rev)
 
 
 class VersionRecord(NamedTuple):
@@ -98,8 +166,10 @@ class VersionRecord(NamedTuple):
         return dumps(d)
 
     @classmethod
-    def from_bytes(cls, body: bytes, rev: int) -> VersionRecord:
-        return cls(**json.loads(body), rev=rev)
+    def from_record(cls, rec: Record) -> VersionRecord:
+        """Decode a version stored under `<credential id>/<version>`."""
+        where = rows.record_name(NS_VERSION, rec.key)
+        return cls(**VERSION_SHAPE.decode(rec.body, where), rev=rec.rev)
 
 
 class VersionInfo(NamedTuple):

@@ -11,14 +11,27 @@ Both caches are bounded and dropped on close.
 from __future__ import annotations
 
 import builtins
-import json
 from collections.abc import Iterable, Mapping
 from typing import Protocol
 
 from .crypto.barrier import Barrier, Cipher
-from .errors import AlreadyExists, Conflict, CryptoError, NotFound, ValidationError
-from .model import NS_CRED, NS_META, NS_VERSION, CredentialRecord, VersionRecord, version_key
-from .store import Store, Tx
+from .errors import (
+    AlreadyExists,
+    Conflict,
+    NotFound,
+    StoreCorrupt,
+    ValidationError,
+)
+from .model import (
+    NS_CRED,
+    NS_META,
+    NS_VERSION,
+    CredentialRecord,
+    VersionRecord,
+    store_info,
+    version_key,
+)
+from .store import Store, Tx, rows
 from .timeutil import iso, utcnow
 
 CACHE_SIZE = 1024
@@ -65,7 +78,7 @@ class Records:
         cached = self._creds.get(rec.key)
         if cached is not None and cached[0] == rec.rev and cached[1] == rec.body:
             return cached[2]
-        cred = CredentialRecord.from_bytes(rec.body, rec.rev)
+        cred = CredentialRecord.from_record(rec)
         if len(self._creds) >= CACHE_SIZE:
             self._creds.clear()
         self._creds[rec.key] = (rec.rev, rec.body, cred)
@@ -78,9 +91,23 @@ class Records:
         except NotFound:
             return None
 
-    def list(self, tx: Tx, prefix: str = "") -> builtins.list[CredentialRecord]:
-        """Every credential whose address starts with `prefix`, by address."""
-        return [CredentialRecord.from_bytes(r.body, r.rev) for r in tx.list(NS_CRED, prefix)]
+    def list(
+        self,
+        tx: Tx,
+        prefix: str = "",
+        corrupt: builtins.list[tuple[str, StoreCorrupt]] | None = None,
+    ) -> builtins.list[CredentialRecord]:
+        """Every credential whose address starts with `prefix`, by address. A record that does
+        not decode raises StoreCorrupt, or, given `corrupt`, is left out and noted there."""
+        out = []
+        for r in tx.list(NS_CRED, prefix):
+            try:
+                out.append(CredentialRecord.from_record(r))
+            except StoreCorrupt as exc:
+                if corrupt is None:
+                    raise
+                corrupt.append((r.key, exc))
+        return out
 
     def load_version(
         self, tx: Tx, cred: CredentialRecord, version: int | None = None
@@ -96,17 +123,14 @@ class Records:
                 f"{cred.address} has no version {v}",
                 hint=f"`credwarden history {cred.address}` lists its versions",
             )
-        ver = VersionRecord.from_bytes(rec.body, rec.rev)
+        ver = VersionRecord.from_record(rec)
         if ver.version != v:
-            raise CryptoError(
-                f"the stored version {v} of {cred.address} holds another version's record",
-                hint="the database was altered; run `credwarden audit verify` and restore a backup",
-            )
+            raise rows.corrupt(rows.record_name(NS_VERSION, rec.key), "it holds another version")
         return ver
 
     def versions(self, tx: Tx, cred: CredentialRecord) -> builtins.list[VersionRecord]:
         """Every stored version of `cred`, oldest first."""
-        return [VersionRecord.from_bytes(r.body, r.rev) for r in tx.list(NS_VERSION, cred.id + "/")]
+        return [VersionRecord.from_record(r) for r in tx.list(NS_VERSION, cred.id + "/")]
 
     def kind_of(self, address: str) -> str | None:
         """A credential's kind (it never changes under an address while it exists), kept."""
@@ -206,9 +230,11 @@ class Records:
         rec = tx.get(NS_VERSION, key)
         if rec is None:
             return  # removed meanwhile
-        ver = VersionRecord.from_bytes(rec.body, rec.rev)
-        cred_id, _, version = key.partition("/")
-        wrapped = self.barrier.rewrap(ver.dek, cred_id, int(version), term)
+        ver = VersionRecord.from_record(rec)
+        cred_id = key.partition("/")[0]
+        if key != version_key(cred_id, ver.version):
+            raise rows.corrupt(rows.record_name(NS_VERSION, key), "it holds another version")
+        wrapped = self.barrier.rewrap(ver.dek, cred_id, ver.version, term)
         if wrapped is not None:
             tx.put(NS_VERSION, key, ver._replace(dek=wrapped).to_bytes(), rev=rec.rev)
 
@@ -226,7 +252,7 @@ class Records:
             with self.store.transaction(write=False) as tx:
                 rec = tx.get(NS_META, "store")
             if rec is not None:
-                self.environments = builtins.list(json.loads(rec.body).get("environments", []))
+                self.environments = store_info(rec.body).get("environments", [])
         if env not in self.environments:
             raise ValidationError(
                 f"unknown environment {env!r} (known: {', '.join(self.environments)})",

@@ -22,7 +22,9 @@ from fnmatch import fnmatchcase
 from typing import Any, Final, NamedTuple
 
 from ..address import MAX_SEGMENT, SEGMENT_RE, check_pattern, parse_ref
-from ..errors import InvalidAddress, ValidationError
+from ..errors import InvalidAddress, UsageError, ValidationError
+from ..store import Record, rows
+from .records import NS_GRANT, grant_fields
 
 ACTIONS: Final = ("describe", "use", "read", "write", "rotate", "admin")
 
@@ -98,6 +100,19 @@ class Grant(NamedTuple):
             created_at=_text(d, "created_at", ""),
             created_by=_text(d, "created_by", ""),
         )
+
+
+def grant_from_record(rec: Record) -> Grant:
+    """A stored grant, decoded and validated (StoreCorrupt if it is not one)."""
+    where = rows.record_name(NS_GRANT, rec.key)
+    fields = grant_fields(rec)
+    try:
+        grant = Grant.from_dict(fields)
+    except UsageError:
+        raise rows.corrupt(where, "its pattern, actions or role is invalid") from None
+    if grant.id != rec.key:
+        raise rows.corrupt(where, "it holds another grant")
+    return grant
 
 
 def _text(d: Mapping[str, Any], key: str, default: str | None = None) -> str:

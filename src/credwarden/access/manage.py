@@ -6,15 +6,14 @@ bump the access generation so that every node reloads what it cached.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from typing import Any, Final
 
 from ..errors import AlreadyExists, NotFound, ValidationError
-from ..model import NS_META, dumps
-from ..store import Tx
-from .grants import Grant, normalize_pattern, parse_actions, role_actions
+from ..model import NS_META, dumps, store_info
+from ..store import Tx, rows
+from .grants import Grant, grant_from_record, normalize_pattern, parse_actions, role_actions
 from .records import (
     NS_APITOKEN,
     NS_GRANT,
@@ -51,7 +50,7 @@ def principal(tx: Tx, name: str) -> PrincipalRecord:
         raise NotFound(
             f"no principal {name!r}", hint="`credwarden principal list` shows the principals"
         )
-    return PrincipalRecord.from_bytes(rec.body)
+    return PrincipalRecord.from_record(rec)
 
 
 def add_principal(
@@ -86,8 +85,8 @@ def remove_principal(tx: Tx, name: str) -> dict[str, int]:
     principal(tx, name)
     row = tx.get(NS_PRINCIPAL, name)
     assert row is not None
-    grants = [r for r in tx.list(NS_GRANT) if json.loads(r.body)["principal"] == name]
-    tokens = [r for r in tx.list(NS_APITOKEN) if json.loads(r.body)["principal"] == name]
+    grants = [r for r in tx.list(NS_GRANT) if grant_from_record(r).principal == name]
+    tokens = [r for r in tx.list(NS_APITOKEN) if TokenRecord.from_record(r).principal == name]
     for r in grants:
         tx.delete(NS_GRANT, r.key, rev=r.rev)
     for r in tokens:
@@ -131,7 +130,7 @@ def revoke_token(tx: Tx, token_id: str, now: str) -> TokenRecord:
             f"no API token {token_id[:20]!r}",
             hint="`credwarden principal tokens NAME` lists token ids",
         )
-    rec = TokenRecord.from_bytes(row.body)
+    rec = TokenRecord.from_record(row)
     if rec.revoked_at is None:
         rec = rec._replace(revoked_at=now)
         tx.put(NS_APITOKEN, token_id, rec.to_bytes(), rev=row.rev)
@@ -146,7 +145,7 @@ def record_use(tx: Tx, used: dict[str, str]) -> int:
         row = tx.get(NS_APITOKEN, token_id)
         if row is None:
             continue
-        rec = TokenRecord.from_bytes(row.body)
+        rec = TokenRecord.from_record(row)
         if rec.last_used_at is None or rec.last_used_at < when:
             tx.put(NS_APITOKEN, token_id, rec._replace(last_used_at=when).to_bytes(), rev=row.rev)
             n += 1
@@ -173,7 +172,7 @@ def add_grant(
         )
     wanted = role_actions(role) if role is not None else parse_actions(actions or "")
     for r in tx.list(NS_GRANT):
-        g = Grant.from_dict(json.loads(r.body))
+        g = grant_from_record(r)
         if g.principal == name and g.pattern == norm:
             merged = g._replace(actions=g.actions | wanted, role=role or g.role)
             if merged != g:
@@ -193,7 +192,7 @@ def revoke_grant(tx: Tx, name: str, pattern: str, *, actions: str | None) -> Gra
     norm = normalize_pattern(pattern)
     drop = parse_actions(actions) if actions else None
     for r in tx.list(NS_GRANT):
-        g = Grant.from_dict(json.loads(r.body))
+        g = grant_from_record(r)
         if g.principal == name and g.pattern == norm:
             left = g.actions - drop if drop is not None else frozenset()
             if left:
@@ -212,8 +211,9 @@ def revoke_grant(tx: Tx, name: str, pattern: str, *, actions: str | None) -> Gra
 
 def set_protected(tx: Tx, env: str, protected: bool) -> list[str]:
     row = tx.get(NS_META, "store")
-    assert row is not None
-    info: dict[str, Any] = json.loads(row.body)
+    if row is None:
+        raise rows.corrupt(rows.record_name(NS_META, "store"), "it is missing")
+    info: dict[str, Any] = store_info(row.body)
     if env not in info.get("environments", []):
         raise NotFound(
             f"unknown environment {env[:64]!r}", hint="`credwarden environments` lists them"

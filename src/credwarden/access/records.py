@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any, Final, NamedTuple
 
 from ..model import dumps
+from ..store import Record, rows
+from ..store.rows import COUNT, STR, TIME, list_of, opt
 
 NS_PRINCIPAL: Final = "principal"
 NS_APITOKEN: Final = "apitoken"
@@ -15,6 +16,34 @@ ACCESS_GEN: Final = "access"
 nodes compare it to know when to reload what they cached."""
 
 PRINCIPAL_TYPES: Final = ("user", "workflow", "service")
+
+
+PRINCIPAL_SHAPE = rows.Shape(
+    "principal",
+    {"name": STR, "type": STR},
+    {"owner": opt(STR), "description": opt(STR), "created_at": STR, "created_by": STR},
+)
+TOKEN_SHAPE = rows.Shape(
+    "API token",
+    {"id": STR, "principal": STR, "salt": STR, "hash": STR, "created_at": STR, "created_by": STR},
+    {
+        "expires_at": opt(TIME),
+        "revoked_at": opt(TIME),
+        "description": opt(STR),
+        "last_used_at": opt(TIME),
+    },
+)
+GRANT_SHAPE = rows.Shape(
+    "grant",
+    {"id": STR, "principal": STR, "pattern": STR, "actions": list_of(STR)},
+    {"role": opt(STR), "created_at": STR, "created_by": STR},
+)
+GEN_SHAPE = rows.Shape("access generation", {"gen": COUNT})
+
+
+def grant_fields(rec: Record) -> dict[str, Any]:
+    """A stored grant's fields, shape-checked (`Grant.from_dict` checks its pattern and actions)."""
+    return GRANT_SHAPE.decode(rec.body, rows.record_name(NS_GRANT, rec.key))
 
 
 class PrincipalRecord(NamedTuple):
@@ -32,8 +61,12 @@ class PrincipalRecord(NamedTuple):
         return dumps(self._asdict())
 
     @classmethod
-    def from_bytes(cls, body: bytes) -> PrincipalRecord:
-        return cls(**json.loads(body))
+    def from_record(cls, rec: Record) -> PrincipalRecord:
+        where = rows.record_name(NS_PRINCIPAL, rec.key)
+        d = PRINCIPAL_SHAPE.decode(rec.body, where)
+        if d["name"] != rec.key:
+            raise rows.corrupt(where, "it holds another principal")
+        return cls(**d)
 
 
 class TokenRecord(NamedTuple):
@@ -58,8 +91,12 @@ class TokenRecord(NamedTuple):
         return dumps(self._asdict())
 
     @classmethod
-    def from_bytes(cls, body: bytes) -> TokenRecord:
-        return cls(**json.loads(body))
+    def from_record(cls, rec: Record) -> TokenRecord:
+        where = rows.record_name(NS_APITOKEN, rec.key)
+        d = TOKEN_SHAPE.decode(rec.body, where)
+        if d["id"] != rec.key:
+            raise rows.corrupt(where, "it holds another token")
+        return cls(**d)
 
     def __repr__(self) -> str:
         return f"TokenRecord(id={self.id!r}, principal={self.principal!r})"

@@ -9,18 +9,18 @@ node, the local CLI) within `ttl` seconds.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Final, NamedTuple
 
-from ..model import NS_META, dumps
-from ..store import Store, Tx
-from .grants import Grant, GrantIndex
+from ..model import NS_META, dumps, store_info
+from ..store import Record, Store, Tx, rows
+from .grants import Grant, GrantIndex, grant_from_record
 from .records import (
     ACCESS_GEN,
+    GEN_SHAPE,
     NS_APITOKEN,
     NS_GRANT,
     NS_PRINCIPAL,
@@ -47,15 +47,21 @@ def protected_of(store_info: dict[str, object]) -> frozenset[str]:
     return frozenset(value if isinstance(value, list) else DEFAULT_PROTECTED)
 
 
+def _gen(rec: Record | None) -> int:
+    if rec is None:
+        return 0
+    gen: int = GEN_SHAPE.decode(rec.body, rows.record_name(NS_META, ACCESS_GEN))["gen"]
+    return gen
+
+
 def read_gen(tx: Tx) -> int:
-    rec = tx.get(NS_META, ACCESS_GEN)
-    return int(json.loads(rec.body)["gen"]) if rec is not None else 0
+    return _gen(tx.get(NS_META, ACCESS_GEN))
 
 
 def bump_gen(tx: Tx) -> int:
     """Mark a change of access (in the changing transaction): every node reloads."""
     rec = tx.get(NS_META, ACCESS_GEN)
-    gen = (int(json.loads(rec.body)["gen"]) if rec is not None else 0) + 1
+    gen = _gen(rec) + 1
     tx.put(NS_META, ACCESS_GEN, dumps({"gen": gen}), rev=rec.rev if rec is not None else 0)
     return gen
 
@@ -63,10 +69,10 @@ def bump_gen(tx: Tx) -> int:
 def load_state(tx: Tx) -> AccessState:
     gen = read_gen(tx)
     info = tx.get(NS_META, "store")
-    protected = protected_of(json.loads(info.body) if info is not None else {})
-    principals = {r.key: PrincipalRecord.from_bytes(r.body) for r in tx.list(NS_PRINCIPAL)}
-    tokens = {r.key: TokenRecord.from_bytes(r.body) for r in tx.list(NS_APITOKEN)}
-    grants = [Grant.from_dict(json.loads(r.body)) for r in tx.list(NS_GRANT)]
+    protected = protected_of(store_info(info.body) if info is not None else {})
+    principals = {r.key: PrincipalRecord.from_record(r) for r in tx.list(NS_PRINCIPAL)}
+    tokens = {r.key: TokenRecord.from_record(r) for r in tx.list(NS_APITOKEN)}
+    grants = [grant_from_record(r) for r in tx.list(NS_GRANT)]
     return AccessState(gen, principals, tokens, grants, protected, GrantIndex(grants, protected))
 
 
@@ -132,5 +138,5 @@ class AccessCache:
                 row = tx.get(NS_APITOKEN, token_id)
             if row is not None:
                 self.invalidate()
-                rec = TokenRecord.from_bytes(row.body)
+                rec = TokenRecord.from_record(row)
         return rec

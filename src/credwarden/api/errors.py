@@ -15,6 +15,7 @@ from ..errors import (
     NotFound,
     PermissionDenied,
     RateLimited,
+    StoreCorrupt,
     StoreError,
     Unauthenticated,
     UsageError,
@@ -30,6 +31,7 @@ _STATUS: list[tuple[type[CredwardenError], int]] = [
     (LockTimeout, 503),
     (CredentialInvalid, 409),
     (AuditError, 503),
+    (StoreCorrupt, 500),  # not worth a retry: the row stays bad until restored
     (StoreError, 503),
     (MasterKeyError, 500),
     (CryptoError, 500),

@@ -15,7 +15,10 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final, NamedTuple
 
+from ..errors import StoreCorrupt
+from ..store import rows
 from ..store.base import AuditHead, AuditRow, Tx
+from ..store.rows import COUNT, INT, OBJECT, STR, TIME, opt
 
 GENESIS: Final = "0" * 64
 
@@ -37,6 +40,28 @@ EventIn = tuple[
     str, str, "dict[str, Any] | None", str, "str | None", str, "int | None", "dict[str, Any] | None"
 ]
 """(principal, source, client, action, address, result, version, detail) of one new event."""
+
+
+EVENT_SHAPE = rows.Shape(
+    "audit event",
+    {
+        "seq": COUNT,
+        "ts": TIME,
+        "principal": STR,
+        "action": STR,
+        "address": opt(STR),
+        "version": opt(INT),
+        "result": STR,
+        "source": STR,
+        "host": STR,
+        "pid": INT,
+        "detail": OBJECT,
+    },
+    {"client": opt(OBJECT)},
+)
+
+UNREADABLE: Final = "unreadable"
+"""The `result` of the stand-in for a stored event that does not decode."""
 
 
 class AuditEvent(NamedTuple):
@@ -61,8 +86,17 @@ class AuditEvent(NamedTuple):
 
     @classmethod
     def from_row(cls, row: AuditRow) -> AuditEvent:
-        d = json.loads(row.body)
+        """Decode a stored event (StoreCorrupt naming it when it does not)."""
+        where = rows.event_name(row.seq)
+        d = EVENT_SHAPE.decode(row.body, where)
+        if d["seq"] != row.seq:
+            raise rows.corrupt(where, "it holds another event's sequence number")
         return cls(**d)
+
+    @classmethod
+    def unreadable(cls, seq: int) -> AuditEvent:
+        """What a listing shows in place of an event that does not decode: its position."""
+        return cls(seq, "", "", "", None, None, UNREADABLE, "", "", 0, {})
 
 
 class VerifyReport(NamedTuple):
@@ -150,16 +184,21 @@ class AuditChain:
         tx.audit_append(rows, AuditHead(seq, prev, self.head_mac(seq, prev)))
         return seq
 
-    def verify(self, rows: Iterable[AuditRow], head: AuditHead | None) -> VerifyReport:
-        """Walk the whole log; name the first event that was edited, removed or moved."""
+    def verify(self, events: Iterable[AuditRow], head: AuditHead | str | None) -> VerifyReport:
+        """Walk the whole log; name the first event that was edited, removed or moved. `head`
+        is the head record, or what is wrong with it when it could not be read."""
         prev, expect, checked = GENESIS, 1, 0
-        for row in rows:
+        for row in events:
             if row.seq != expect:
                 what = "missing" if row.seq > expect else "out of order"
                 return VerifyReport(
                     False, checked, expect, f"event {expect} is {what} (found event {row.seq} next)"
                 )
-            if not hmac.compare_digest(self.link(prev, row.body), row.hash):
+            if (
+                type(row.body) is not str
+                or type(row.hash) is not str
+                or not hmac.compare_digest(self.link(prev, row.body), row.hash)
+            ):
                 return VerifyReport(
                     False,
                     checked,
@@ -168,12 +207,16 @@ class AuditChain:
                     " (an event was edited, removed, inserted or moved)",
                 )
             try:
-                seq_in_body = json.loads(row.body).get("seq")
-            except ValueError:
+                seq_in_body = rows.document(row.body, "").get("seq")
+            except (StoreCorrupt, AttributeError):
                 seq_in_body = None
             if seq_in_body != row.seq:
                 return VerifyReport(False, checked, row.seq, f"event {row.seq} was moved")
             prev, expect, checked = row.hash, expect + 1, checked + 1
+        if isinstance(head, str):
+            return VerifyReport(
+                False, checked, None, f"the audit head record is malformed ({head})"
+            )
         if head is None or head.seq == 0:
             if checked or (head is not None and head.mac):
                 return VerifyReport(False, checked, 1, "the audit head record was reset")

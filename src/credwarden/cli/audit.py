@@ -54,6 +54,13 @@ def audit(
     since_ts = since_iso(since) if since else None
     with open_warden() as w:
         events = w.audit_events(address=address, principal=principal, since=since_ts, limit=limit)
+    for e in events:
+        if e.result == "unreadable" and not e.action:
+            click.echo(
+                f"warning: audit event {e.seq} is corrupt (it does not decode);"
+                " run `credwarden audit verify`",
+                err=True,
+            )
     if as_json:
         print_json([e.to_dict() for e in events])
         return
@@ -89,6 +96,11 @@ def verify(ctx: click.Context, as_json: bool) -> None:
     elif report.ok:
         click.echo(f"audit log intact: {report.checked} events")
     else:
-        click.echo(f"audit log TAMPERED: first bad event {report.first_bad_seq}: {report.reason}")
+        where = (
+            f"first bad event {report.first_bad_seq}"
+            if report.first_bad_seq is not None
+            else "the head record"
+        )
+        click.echo(f"audit log TAMPERED: {where}: {report.reason}")
     if not report.ok:
         ctx.exit(1)

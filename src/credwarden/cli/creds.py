@@ -306,6 +306,13 @@ def list_(
     """List credentials (metadata only, never values)."""
     with open_warden() as w:
         infos = w.list(env=env, service=service, kind=kind, health=health)
+    for i in infos:
+        if i.health == "corrupt":
+            click.echo(
+                f"warning: the stored record of {i.address} is corrupt (it does not decode);"
+                " run `credwarden audit verify` and restore it from a backup",
+                err=True,
+            )
     if as_json:
         print_json([i.to_dict() for i in infos])
         return

@@ -10,12 +10,15 @@ terms added by another process are picked up from the store when first met.
 
 from __future__ import annotations
 
-import json
+import base64
+import binascii
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from ..model import NS_KEK, b64d, b64e, dumps
-from ..store import Tx
+from ..errors import CryptoError, MasterKeyError
+from ..model import NS_KEK, b64e, dumps
+from ..store import Record, Tx, rows
+from ..store.rows import COUNT, STR, TIME
 from ..timeutil import iso, utcnow
 from .envelope import (
     Keyring,
@@ -50,19 +53,63 @@ def term_key(term: int) -> str:
     return f"{term:08d}"
 
 
+KEK_SHAPE = rows.Shape("key-encryption key", {"term": COUNT, "created_at": TIME, "wrapped": STR})
+
+
+def decode_kek(rec: Record) -> dict[str, Any]:
+    """A stored KEK term (StoreCorrupt if malformed or filed under another term)."""
+    where = rows.record_name(NS_KEK, rec.key)
+    k = KEK_SHAPE.decode(rec.body, where)
+    if rec.key != term_key(k["term"]):
+        raise rows.corrupt(where, "it holds another key term")
+    return k
+
+
+def decode_keks(recs: Iterable[Record]) -> list[dict[str, Any]]:
+    keks = [decode_kek(r) for r in recs]
+    if not keks:
+        raise rows.corrupt("the store's key table", "it holds no key-encryption key")
+    return keks
+
+
+def b64d(text: Any, what: str = "a stored ciphertext") -> bytes:
+    """Strict base64 of a ciphertext read from the store (CryptoError when it is not)."""
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, TypeError, ValueError):
+        raise CryptoError(
+            f"{what} is malformed (not base64)",
+            hint="run `credwarden audit verify` and restore the database from a backup",
+        ) from None
+
+
 class Barrier:
     """The KEKs of one store, unwrapped, and the envelope operations over them."""
 
     __slots__ = ("_keyring", "_master", "key_source", "store_id")
 
     def __init__(self, master: bytes, store_id: str, keks: Iterable[dict[str, Any]], source: str):
+        """`keks`: decoded KEK records (`decode_keks`), at least one."""
         keks = list(keks)
         self._master = master
         self.store_id = store_id
         self.key_source = source
-        self._keyring = Keyring(
-            {k["term"]: self._unwrap_kek(k) for k in keks}, max(k["term"] for k in keks)
-        )
+        opened: dict[int, bytes] = {}
+        refused: list[int] = []
+        for k in keks:
+            try:
+                opened[k["term"]] = self._unwrap_kek(k)
+            except MasterKeyError:
+                refused.append(k["term"])
+        if refused and not opened:
+            self._unwrap_kek(keks[0])  # no term opens: the master key is the wrong one
+        if refused:  # the key opens other terms: these records were altered
+            raise CryptoError(
+                f"the stored key-encryption key term {refused[0]} fails to decrypt with a master"
+                " key that opens the others: the record was altered",
+                hint="run `credwarden audit verify` and restore the database from a backup",
+            )
+        self._keyring = Keyring(opened, max(k["term"] for k in keks))
 
     def __repr__(self) -> str:
         return f"Barrier(store_id={self.store_id!r}, {self._keyring!r})"
@@ -75,9 +122,17 @@ class Barrier:
             source=self.key_source,
         )
 
-    def unwrap_with_master(self, wrapped: bytes, aad: bytes) -> bytes:
-        """A key wrapped directly by the master key (the audit chain's)."""
-        return unwrap_with_master(self._master, wrapped, aad, source=self.key_source)
+    def unwrap_with_master(self, wrapped: bytes, aad: bytes, what: str) -> bytes:
+        """A key wrapped directly by the master key (the audit chain's). The master key has
+        opened the KEKs by now, so a failure here means the record was altered."""
+        try:
+            return unwrap_with_master(self._master, wrapped, aad, source=self.key_source)
+        except MasterKeyError:
+            raise CryptoError(
+                f"{what} fails to decrypt with the master key that opens the store's key terms:"
+                " the record was altered",
+                hint="run `credwarden audit verify` and restore the database from a backup",
+            ) from None
 
     @property
     def terms(self) -> list[int]:
@@ -91,16 +146,15 @@ class Barrier:
 
     def reload(self, tx: Tx) -> None:
         """Pick up KEK terms added by another process since this one opened the store."""
-        for r in tx.list(NS_KEK):
-            k = json.loads(r.body)
+        for k in decode_keks(tx.list(NS_KEK)):
             if k["term"] not in self._keyring.terms:
                 self._keyring.add(k["term"], self._unwrap_kek(k))
                 self._keyring.active_term = max(self._keyring.active_term, k["term"])
 
     def _current(self, tx: Tx) -> None:
         """Before wrapping: make sure the newest stored term is the active one."""
-        newest = tx.list(NS_KEK)[-1].key
-        if int(newest) > self._keyring.active_term:
+        newest = decode_keks(tx.list(NS_KEK))[-1]["term"]
+        if newest > self._keyring.active_term:
             self.reload(tx)
 
     def add_term(self, tx: Tx) -> tuple[int, bytes]:
@@ -160,10 +214,16 @@ class Barrier:
         dek: Cipher, cred_id: str, version: int, sealed: Mapping[str, str], names: Iterable[str]
     ) -> dict[str, str]:
         """The named sealed fields of a version, decrypted with its data key."""
-        return {
-            name: open_field(dek, b64d(sealed[name]), field_aad(cred_id, version, name)).decode()
-            for name in names
-        }
+        out = {}
+        for name in names:
+            if name not in sealed:
+                raise CryptoError(
+                    f"the secret field {name!r} of version {version} is missing from the store",
+                    hint="run `credwarden audit verify` and restore the database from a backup",
+                )
+            plain = open_field(dek, b64d(sealed[name]), field_aad(cred_id, version, name))
+            out[name] = plain.decode()  # authenticated: what was sealed, so UTF-8
+        return out
 
     # -- other sealed records ----------------------------------------------------------------
 
@@ -178,11 +238,9 @@ class Barrier:
 
     def open_blob(self, tx: Tx, blob: Mapping[str, str], aad: str) -> bytes:
         """The plaintext sealed by `seal_blob` with the same `aad` (CryptoError otherwise)."""
-        from ..errors import CryptoError
-
         try:
             wrapped, sealed = b64d(blob["dek"]), b64d(blob["sealed"])
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, CryptoError):
             raise CryptoError("a sealed record is malformed") from None
         if Keyring.term_of(wrapped) not in self._keyring.terms:
             self.reload(tx)
@@ -190,4 +248,14 @@ class Barrier:
         return open_field(data_cipher(dek), sealed, f"cw1|blob|{aad}".encode())
 
 
-__all__ = ["Barrier", "Cipher", "audit_aad", "kek_body", "term_key"]
+__all__ = [
+    "KEK_SHAPE",
+    "Barrier",
+    "Cipher",
+    "audit_aad",
+    "b64d",
+    "decode_kek",
+    "decode_keks",
+    "kek_body",
+    "term_key",
+]

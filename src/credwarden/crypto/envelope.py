@@ -34,7 +34,12 @@ def _seal(key: AESGCM, plaintext: bytes, aad: bytes) -> bytes:
     return nonce + key.encrypt(nonce, plaintext, aad)
 
 
+_TAG_BYTES: Final = 16
+
+
 def _open(key: AESGCM, blob: bytes, aad: bytes) -> bytes:
+    if len(blob) < NONCE_BYTES + _TAG_BYTES:  # else AESGCM refuses the nonce with a ValueError
+        raise InvalidTag
     return key.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], aad)
 
 
@@ -65,7 +70,8 @@ def unwrap_with_master(master: bytes, blob: bytes, aad: bytes, *, source: str) -
         raise MasterKeyError(
             f"the master key from {source} does not open this store",
             hint="use the key this store was initialised with (CREDWARDEN_MASTER_KEY,"
-            " CREDWARDEN_MASTER_KEY_FILE or the key file made by `credwarden init`)",
+            " CREDWARDEN_MASTER_KEY_FILE or the key file made by `credwarden init`); if it is"
+            " that key, the store's key record was altered: restore it from a backup",
         ) from None
 
 
@@ -97,6 +103,11 @@ class Keyring:
 
     @staticmethod
     def term_of(wrapped: bytes) -> int:
+        if len(wrapped) < _TERM.size:
+            raise CryptoError(
+                "a stored data key is truncated",
+                hint="run `credwarden audit verify` and restore the database from a backup",
+            )
         fmt, term = _TERM.unpack_from(wrapped)
         if fmt != FORMAT_V1:
             raise CryptoError("a data key has an unknown format version; is this store newer?")
@@ -134,4 +145,6 @@ def open_field(dek: AESGCM, blob: bytes, aad: bytes) -> bytes:
 
 
 def data_cipher(dek: bytes) -> AESGCM:
+    if len(dek) != KEY_BYTES:  # only an authenticated unwrap gets here: never in practice
+        raise CryptoError("a data key has the wrong length")
     return AESGCM(dek)

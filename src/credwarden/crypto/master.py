@@ -12,14 +12,17 @@ import binascii
 import os
 import stat
 from abc import ABC, abstractmethod
-from collections.abc import Callable, MutableMapping
-from typing import ClassVar
+from collections.abc import Callable, Mapping, MutableMapping
+from typing import Any, ClassVar
 
 from ..errors import MasterKeyError
 from ..settings import Settings
+from ..store import rows
 from .envelope import KEY_BYTES, new_key
 
 ENTRY_POINT_GROUP = "credwarden.master_key_sources"
+MAX_KEY_FILE = 4096
+"""A key file is 45 bytes of base64; reading more than this would only read garbage."""
 
 
 class KeyContext:
@@ -118,13 +121,32 @@ class FileSource(MasterKeySource):
                 hint="run `credwarden init` to create a store, or set CREDWARDEN_MASTER_KEY /"
                 " CREDWARDEN_MASTER_KEY_FILE to the key of an existing one",
             ) from None
+        except OSError as exc:
+            raise MasterKeyError(
+                f"cannot read {self.describe(ctx)} ({exc.strerror or type(exc).__name__})",
+                hint="check the path and its permissions",
+            ) from None
+        if not stat.S_ISREG(st.st_mode):  # a FIFO would block the read forever
+            raise MasterKeyError(
+                f"{self.describe(ctx)} is not a regular file",
+                hint="point CREDWARDEN_MASTER_KEY_FILE at the key file `credwarden init` made",
+            )
         if os.name == "posix" and st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
             raise MasterKeyError(
                 f"{self.describe(ctx)} is readable by other users",
                 hint=f"run `chmod 600 {path}`",
             )
-        with open(path, encoding="ascii", errors="replace") as fh:
-            return decode_key(fh.read(), source=self.describe(ctx))
+        try:
+            # O_NONBLOCK: should the file have been swapped for a FIFO since the stat, no hang.
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+            with os.fdopen(fd, "rb") as fh:
+                raw = fh.read(MAX_KEY_FILE)
+        except OSError as exc:
+            raise MasterKeyError(
+                f"cannot read {self.describe(ctx)} ({exc.strerror or type(exc).__name__})",
+                hint="check the file's permissions",
+            ) from None
+        return decode_key(raw.decode("ascii", errors="replace"), source=self.describe(ctx))
 
     def create(self, ctx: KeyContext) -> bytes:
         path = self.path(ctx)
@@ -163,29 +185,31 @@ class PassphraseSource(MasterKeySource):
             )
         return ctx.prompt("Master passphrase", confirm)
 
-    def _derive(self, passphrase: str, params: dict[str, int | str]) -> bytes:
+    def _derive(self, passphrase: str, params: Mapping[str, Any]) -> bytes:
         from argon2.low_level import Type, hash_secret_raw
 
+        try:
+            salt = base64.b64decode(params["salt"], validate=True)
+        except (binascii.Error, ValueError):
+            raise _kdf_corrupt("its salt is not base64") from None
         return hash_secret_raw(
             passphrase.encode(),
-            base64.b64decode(str(params["salt"])),
-            time_cost=int(params["t"]),
-            memory_cost=int(params["m"]),
-            parallelism=int(params["p"]),
+            salt,
+            time_cost=params["t"],
+            memory_cost=params["m"],
+            parallelism=params["p"],
             hash_len=KEY_BYTES,
             type=Type.ID,
         )
 
     def load(self, ctx: KeyContext) -> bytes:
-        import json
-
         raw = ctx.meta.get("kdf")
         if raw is None:
             raise MasterKeyError(
                 "this store was not initialised with a passphrase",
                 hint="unset CREDWARDEN_MASTER_KEY_SOURCE, or use the store's own key source",
             )
-        return self._derive(self._passphrase(ctx, confirm=False), json.loads(raw))
+        return self._derive(self._passphrase(ctx, confirm=False), _kdf_params(raw))
 
     def create(self, ctx: KeyContext) -> bytes:
         import json
@@ -204,6 +228,27 @@ class PassphraseSource(MasterKeySource):
         }
         ctx.meta["kdf"] = json.dumps(params, sort_keys=True)
         return self._derive(passphrase, params)
+
+
+KDF_SHAPE = rows.Shape(
+    "passphrase key derivation",
+    {
+        "salt": rows.STR,
+        "t": rows.bounded(1, 1000),
+        "m": rows.bounded(8, 16 * 1024 * 1024),  # KiB: up to 16 GiB, never an allocation bomb
+        "p": rows.bounded(1, 255),
+    },
+    {"alg": rows.STR},
+)
+
+
+def _kdf_corrupt(why: str) -> Exception:
+    return rows.corrupt(rows.record_name("meta", "kdf"), why)
+
+
+def _kdf_params(raw: str) -> dict[str, Any]:
+    """The stored Argon2id parameters, bounded (a tampered row must not exhaust memory)."""
+    return KDF_SHAPE.decode(raw, rows.record_name("meta", "kdf"))
 
 
 class KeyringSource(MasterKeySource):

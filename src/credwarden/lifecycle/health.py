@@ -8,7 +8,16 @@ from typing import Final
 from ..model import CredentialInfo, CredentialRecord, VersionRecord
 from ..timeutil import parse_iso, utcnow
 
-HEALTH_STATES: Final = ("ok", "expiring", "expired", "rotation_due", "needs_reauth", "invalid")
+HEALTH_STATES: Final = (
+    "ok",
+    "expiring",
+    "expired",
+    "rotation_due",
+    "needs_reauth",
+    "invalid",
+    "corrupt",
+)
+"""`corrupt`: the stored record does not decode (`list` names it; nothing of it is used)."""
 EXPIRY_WARNING: Final = timedelta(days=14)
 
 
@@ -64,4 +73,28 @@ def credential_info(
             override=cred.health_override,
         ),
         fields=dict(sorted(fields.items())),
+    )
+
+
+def corrupt_info(address: str) -> CredentialInfo:
+    """The entry `list` shows for a credential whose stored record does not decode: its
+    address (the row's key) and nothing else of it."""
+    return CredentialInfo(
+        address=address,
+        id="",
+        kind="",
+        version=0,
+        provider=None,
+        description=None,
+        owner=None,
+        tags={},
+        links=[],
+        created_at="",
+        updated_at="",
+        rotated_at="",
+        expires_at=None,
+        rotate_every=None,
+        last_used_at=None,
+        health="corrupt",
+        fields={},
     )

@@ -43,10 +43,11 @@ from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from typing import Any, Final, NamedTuple, Protocol
 
-from ..errors import Conflict, CredwardenError, LockTimeout
+from ..errors import Conflict, CredwardenError, LockTimeout, StoreCorrupt
 from ..model import CredentialInfo
 from ..operation import AlertSink
 from ..records import Records
+from ..store import rows
 from ..timeutil import iso, parse_iso, utcnow
 
 NS_JOB: Final = "job"
@@ -581,8 +582,8 @@ def _encode(body: dict[str, Any]) -> bytes:
 def _decode(name: str, body: bytes) -> dict[str, Any]:
     """A lease record; an unreadable one counts as none (the next run rewrites it)."""
     try:
-        lease = json.loads(body)
-    except ValueError:
+        lease = rows.document(body, rows.record_name(NS_JOB, name))
+    except StoreCorrupt:
         lease = None
     if not isinstance(lease, dict):
         logger.warning("job %s: unreadable lease record, ignored", name)

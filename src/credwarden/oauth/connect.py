@@ -14,7 +14,6 @@ and is finished as the principal who started it.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -28,6 +27,7 @@ from ..errors import (
     Conflict,
     CredentialInvalid,
     CredwardenError,
+    StoreCorrupt,
     StoreError,
     UsageError,
     ValidationError,
@@ -38,7 +38,8 @@ from ..lifecycle.health import credential_info
 from ..model import NS_CRED, CredentialInfo, CredentialRecord, dumps
 from ..operation import Op, Principal, Services
 from ..records import Records
-from ..store import Tx
+from ..store import Record, Tx, rows
+from ..store.rows import STR, TIME, map_of
 from ..timeutil import iso, parse_iso, utcnow
 from .endpoint import ClientAuth
 from .flows import (
@@ -65,6 +66,22 @@ DONE_TTL = timedelta(minutes=10)
 _FLOW_RE = re.compile(r"[0-9a-f]{64}\Z")
 _ERROR_CODE = re.compile(r"[a-z_]{1,40}\Z")
 MAX_STATE = 512
+
+PENDING_SHAPE = rows.Shape(
+    "pending connect flow",
+    {"address": STR, "principal": STR, "expires_at": TIME, "sealed": map_of(STR)},
+    open=True,
+)
+DONE_SHAPE = rows.Shape(
+    "connect outcome",
+    {"status": STR, "address": STR, "principal": STR, "message": STR, "expires_at": TIME},
+)
+
+
+def _flow_record(rec: Record, ns: str) -> dict[str, Any]:
+    return (PENDING_SHAPE if ns == NS_PENDING else DONE_SHAPE).decode(
+        rec.body, rows.record_name(ns, rec.key)
+    )
 
 
 def connect(
@@ -240,8 +257,8 @@ def _sweep(tx: Tx, now: datetime) -> None:
     for ns, grace in ((NS_DONE, timedelta(0)), (NS_PENDING, DONE_TTL)):
         for rec in tx.list(ns):
             try:
-                expires = parse_iso(json.loads(rec.body)["expires_at"])
-            except (ValueError, KeyError, TypeError):
+                expires = parse_iso(_flow_record(rec, ns)["expires_at"])
+            except StoreCorrupt:
                 expires = now - grace  # unreadable: drop
             if expires + grace <= now:
                 tx.delete(ns, rec.key, rev=rec.rev)
@@ -298,8 +315,9 @@ def connect_finish(
         if rec is None:
             return None
         tx.delete(NS_PENDING, key, rev=rec.rev)  # single use, whatever happens next
-        body = json.loads(rec.body)
-        flow = json.loads(s.records.barrier.open_blob(tx, body["sealed"], _aad(key)))
+        body = _flow_record(rec, NS_PENDING)
+        where = rows.record_name(NS_PENDING, key)
+        flow = rows.document(s.records.barrier.open_blob(tx, body["sealed"], _aad(key)), where)
         expired = parse_iso(flow["expires_at"]) <= now
         status = "expired" if expired else "finishing"
         message = "the flow expired before the authorization arrived" if expired else ""
@@ -379,8 +397,10 @@ def connect_status(s: Services, flow: str) -> dict[str, Any]:
     with s.records.store.transaction(write=False) as tx:
         pending = tx.get(NS_PENDING, flow)
         done = tx.get(NS_DONE, flow)
-        rec = pending or done
-        body = json.loads(rec.body) if rec is not None else None
+        if pending is not None:
+            body: dict[str, Any] | None = _flow_record(pending, NS_PENDING)
+        else:
+            body = _flow_record(done, NS_DONE) if done is not None else None
         exists = body is not None and tx.get(NS_CRED, str(body.get("address"))) is not None
     if body is None or not _visible(s, body):
         return {"status": "unknown"}

@@ -9,18 +9,23 @@ import json
 import threading
 from collections.abc import Callable, Sequence
 
+from ..crypto.barrier import b64d
 from ..crypto.envelope import open_field, seal_field
 from ..errors import CredentialInvalid, CredwardenError, ValidationError
-from ..model import NS_TOKEN, CredentialRecord, b64d, b64e, dumps
+from ..model import NS_TOKEN, CredentialRecord, b64e, dumps
 from ..operation import Op, Services
 from ..secret import Secret
-from ..store import Tx
+from ..store import Tx, rows
+from ..store.rows import STR, TIME, opt
 from ..timeutil import iso, utcnow
 from .tokens import TokenSet, is_fresh
 
 LOCK_WAIT_S = 30.0
 _guard = threading.Lock()
 _locks: dict[str, threading.Lock] = {}
+
+
+MINTED_SHAPE = rows.Shape("minted token", {"token": STR}, {"expires_at": opt(TIME)})
 
 
 class _NeedsMint(Exception):
@@ -62,7 +67,7 @@ def minted_token(
         op.detail = {"scopes": wanted, **({"subject": subject} if subject else {})}
         rec = tx.get(NS_TOKEN, _key(cred, digest))
         if rec is not None:
-            body = json.loads(rec.body)
+            body = MINTED_SHAPE.decode(rec.body, rows.record_name(NS_TOKEN, rec.key))
             if is_fresh(body.get("expires_at"), utcnow(), leeway):
                 dek = s.records.data_key(tx, cred.id, ver)
                 return open_field(dek, b64d(body["token"]), _aad(cred, digest)).decode()

@@ -23,9 +23,16 @@ def encode_head(head: AuditHead) -> tuple[str, str]:
     return f"{head.seq} {head.hash}", head.mac
 
 
-def decode_head(body: str, mac: str) -> AuditHead:
-    seq, _, hash_ = body.partition(" ")
-    return AuditHead(int(seq), hash_, mac)
+def decode_head(body: object, mac: object) -> AuditHead:
+    """The head row's columns as written by `encode_head` (StoreCorrupt otherwise)."""
+    from . import rows
+
+    seq, _, hash_ = body.partition(" ") if isinstance(body, str) else ("", "", "")
+    if not (seq.isascii() and seq.isdigit() and len(seq) <= 18 and hash_):
+        raise rows.corrupt("the audit head record", "it is not a sequence number and a hash")
+    if not isinstance(mac, str):
+        raise rows.corrupt("the audit head record", "its MAC is not text")
+    return AuditHead(int(seq), hash_, mac)  # whether they are right is the chain's to say
 
 
 class Record(NamedTuple):

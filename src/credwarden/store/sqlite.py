@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..errors import AlreadyExists, Conflict, CredwardenError, StoreError
-from . import migrate
+from . import migrate, rows
 from .base import (
     AUDIT_HEAD_SEQ,
     AuditHead,
@@ -35,10 +35,13 @@ class SQLiteTx(Tx):
         self._c = conn
 
     def get(self, ns: str, key: str) -> Record | None:
-        row = self._c.execute(
-            "SELECT rev, body FROM records WHERE ns = ? AND key = ?", (ns, key)
-        ).fetchone()
-        return None if row is None else Record(key, row[0], row[1])
+        try:
+            row = self._c.execute(
+                "SELECT rev, body FROM records WHERE ns = ? AND key = ?", (ns, key)
+            ).fetchone()
+        except _ERRORS as exc:
+            raise _store_error(exc) from None
+        return None if row is None else _record(ns, key, row[0], row[1])
 
     def put(self, ns: str, key: str, body: bytes, *, rev: int) -> int:
         if rev == 0:
@@ -65,16 +68,23 @@ class SQLiteTx(Tx):
             raise Conflict(f"{ns} record {key!r} was changed by someone else")
 
     def list(self, ns: str, prefix: str = "") -> _list[Record]:
-        rows = self._c.execute(
-            "SELECT key, rev, body FROM records WHERE ns = ? AND key >= ? AND key < ? ORDER BY key",
-            (ns, prefix, prefix + _TOP),
-        ).fetchall()
-        return [Record(k, r, b) for k, r, b in rows]
+        try:
+            found = self._c.execute(
+                "SELECT key, rev, body FROM records WHERE ns = ? AND key >= ? AND key < ?"
+                " ORDER BY key",
+                (ns, prefix, prefix + _TOP),
+            ).fetchall()
+        except _ERRORS as exc:
+            raise _store_error(exc) from None
+        return [_record(ns, k, r, b) for k, r, b in found]
 
     def audit_head(self) -> AuditHead | None:
-        row = self._c.execute(
-            "SELECT body, hash FROM audit_events WHERE seq = ?", (AUDIT_HEAD_SEQ,)
-        ).fetchone()
+        try:
+            row = self._c.execute(
+                "SELECT body, hash FROM audit_events WHERE seq = ?", (AUDIT_HEAD_SEQ,)
+            ).fetchone()
+        except _ERRORS as exc:
+            raise _store_error(exc) from None
         return None if row is None else decode_head(row[0], row[1])
 
     def audit_append(self, rows: Sequence[AuditRow], head: AuditHead) -> None:
@@ -91,7 +101,7 @@ class SQLiteTx(Tx):
                 "UPDATE audit_events SET body = ?, hash = ? WHERE seq = ?",
                 (*encode_head(head), AUDIT_HEAD_SEQ),
             )
-        except sqlite3.Error as exc:
+        except _ERRORS as exc:
             raise _store_error(exc) from None
 
     def audit_scan(
@@ -120,8 +130,11 @@ class SQLiteTx(Tx):
         if limit is not None:
             sql += " LIMIT ?"
             args.append(limit)
-        for r in self._c.execute(sql, args):
-            yield AuditRow(*r)
+        try:
+            for r in self._c.execute(sql, args):
+                yield AuditRow(*r)
+        except _ERRORS as exc:
+            raise _store_error(exc) from None
 
 
 class _Transaction:
@@ -137,7 +150,7 @@ class _Transaction:
     def __enter__(self) -> Tx:
         try:
             self._conn.execute("BEGIN IMMEDIATE" if self._write else "BEGIN")
-        except sqlite3.Error as exc:
+        except _ERRORS as exc:
             raise _store_error(exc) from None
         return SQLiteTx(self._conn)
 
@@ -146,16 +159,14 @@ class _Transaction:
     ) -> None:
         conn = self._conn
         if exc_type is not None:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.Error):
+            _rollback(conn)
+            if isinstance(exc, _ERRORS):
                 raise _store_error(exc) from None
             return
         try:
             conn.execute("COMMIT")
-        except sqlite3.Error as err:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+        except _ERRORS as err:
+            _rollback(conn)
             raise _store_error(err) from None
 
 
@@ -171,8 +182,18 @@ class _Statements:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
     ) -> None:
-        if isinstance(exc, sqlite3.Error):
+        if isinstance(exc, _ERRORS):
             raise _store_error(exc) from None
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    """Roll back if a transaction is open; a failing rollback (a damaged file) leaves the
+    first error to be reported, and SQLite rolls back on its own when the connection ends."""
+    try:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+    except _ERRORS:
+        pass
 
 
 class SQLiteStore(Store):
@@ -211,8 +232,9 @@ class SQLiteStore(Store):
             )
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
-        except (sqlite3.Error, OSError) as exc:
-            raise StoreError(f"cannot open the SQLite store at {self.path}: {exc}") from None
+        except (*_ERRORS, OSError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) else _store_error(exc).message
+            raise StoreError(f"cannot open the SQLite store at {self.path}: {why}") from None
         self._local.conn = conn
         with self._lock:
             self._all.append(conn)
@@ -221,8 +243,17 @@ class SQLiteStore(Store):
     def _version(self, conn: sqlite3.Connection) -> int:
         try:
             row = conn.execute(f"SELECT max(version) FROM {migrate.SCHEMA_TABLE}").fetchone()
-        except sqlite3.OperationalError:
-            return 0
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return 0
+            raise _store_error(exc) from None
+        except _ERRORS as exc:
+            raise _store_error(exc) from None
+        if row[0] is not None and type(row[0]) is not int:
+            raise StoreError(
+                "the SQLite store's schema version is malformed",
+                hint="restore the database from a backup",
+            )
         return int(row[0] or 0)
 
     def _migrate(self, create: bool) -> None:
@@ -245,9 +276,10 @@ class SQLiteStore(Store):
                     (m.number, m.name, datetime.now(UTC).isoformat()),
                 )
             conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            conn.execute("ROLLBACK")
-            raise StoreError(f"migrating the SQLite store at {self.path} failed: {exc}") from None
+        except _ERRORS as exc:
+            _rollback(conn)
+            why = _store_error(exc).message
+            raise StoreError(f"migrating the SQLite store at {self.path} failed: {why}") from None
 
     def lock(self, name: str, *, timeout: float) -> AbstractContextManager[None]:
         from .filelock import file_lock
@@ -272,11 +304,41 @@ class SQLiteStore(Store):
         self._local = threading.local()
 
 
+_ERRORS = (sqlite3.Error, UnicodeDecodeError)
+"""What a statement can raise: sqlite3's errors, and a UnicodeDecodeError when the module
+cannot decode SQLite's own error text (it quotes bytes of a damaged file) or a text column."""
+
+
+def _record(ns: str, key: Any, rev: Any, body: Any) -> Record:
+    """A records row, its column types checked (SQLite keeps whatever it is given)."""
+    where = rows.record_name(ns, key if isinstance(key, str) else "?")
+    if not isinstance(key, str):
+        raise rows.corrupt(where, "its key is not text")
+    if isinstance(body, str):
+        body = body.encode()  # a TEXT value where a BLOB belongs: decoded like one
+    elif not isinstance(body, bytes):
+        raise rows.corrupt(where, "its body is not a blob")
+    return Record(key, rows.integer(rev, where, "revision"), body)
+
+
 def _store_error(exc: Any) -> CredwardenError:
+    if isinstance(exc, UnicodeDecodeError):
+        return StoreError(
+            "database error: database disk image is malformed",
+            hint="restore the database from a backup (`credwarden audit verify` checks the log)",
+        )
     text = str(exc)
     if "locked" in text or "busy" in text:
         return StoreError(
             "the SQLite store is busy (locked by another writer for too long)",
             hint="retry; if it persists, look for a stuck credwarden process",
         )
-    return StoreError(f"database error: {text}")
+    if "Could not decode to UTF-8" in text:  # its text quotes the bytes: never shown
+        return StoreError(
+            "database error: a stored text column is not UTF-8 (the database was altered)",
+            hint="restore the database from a backup",
+        )
+    hint = None
+    if "malformed" in text or "not a database" in text:
+        hint = "restore the database from a backup (`credwarden audit verify` checks the log)"
+    return StoreError(f"database error: {text[:200]}", hint=hint)

@@ -5,7 +5,6 @@ and makes every node reload what it keeps in memory."""
 from __future__ import annotations
 
 import builtins
-import json
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -14,7 +13,7 @@ from ..access.grants import Grant
 from ..access.records import PrincipalRecord
 from ..access.state import protected_of
 from ..errors import Unauthenticated, ValidationError
-from ..model import NS_META
+from ..model import NS_META, store_info
 from ..operation import Caller, Op, Principal
 from ..secret import Secret
 from ..store import Tx
@@ -48,7 +47,7 @@ class AccessOps(WardenBase):
 
     def _protected_in(self, tx: Tx) -> frozenset[str]:
         row = tx.get(NS_META, "store")
-        return protected_of(json.loads(row.body) if row is not None else {})
+        return protected_of(store_info(row.body) if row is not None else {})
 
     def add_principal(
         self,
@@ -94,7 +93,7 @@ class AccessOps(WardenBase):
         def work(tx: Tx, op: Op) -> builtins.list[PrincipalRecord]:
             from ..access.records import NS_PRINCIPAL
 
-            out = [PrincipalRecord.from_bytes(r.body) for r in tx.list(NS_PRINCIPAL)]
+            out = [PrincipalRecord.from_record(r) for r in tx.list(NS_PRINCIPAL)]
             op.detail = {"count": len(out)}
             return out
 
@@ -108,11 +107,8 @@ class AccessOps(WardenBase):
         def work(tx: Tx, op: Op) -> dict[str, Any]:
             rec = manage.principal(tx, name)
             op.detail = {"principal": name}
-            tokens = [
-                TokenRecord.from_bytes(r.body).to_dict()
-                for r in tx.list(NS_APITOKEN)
-                if json.loads(r.body)["principal"] == name
-            ]
+            recs = [TokenRecord.from_record(r) for r in tx.list(NS_APITOKEN)]
+            tokens = [t.to_dict() for t in recs if t.principal == name]
             return {
                 **rec.to_dict(),
                 "grants": [g.to_dict() for g in self._grants_in(tx, name)],
@@ -162,7 +158,7 @@ class AccessOps(WardenBase):
         from ..access.records import NS_APITOKEN, TokenRecord
 
         def work(tx: Tx, op: Op) -> builtins.list[dict[str, Any]]:
-            recs = [TokenRecord.from_bytes(r.body) for r in tx.list(NS_APITOKEN)]
+            recs = [TokenRecord.from_record(r) for r in tx.list(NS_APITOKEN)]
             out = [t.to_dict() for t in recs if name is None or t.principal == name]
             op.detail = {"count": len(out), **({"principal": name} if name else {})}
             return out
@@ -228,9 +224,10 @@ class AccessOps(WardenBase):
         return self._run("grant.list", None, work)
 
     def _grants_in(self, tx: Tx, name: str | None) -> builtins.list[Grant]:
+        from ..access.grants import grant_from_record
         from ..access.records import NS_GRANT
 
-        out = [Grant.from_dict(json.loads(r.body)) for r in tx.list(NS_GRANT)]
+        out = [grant_from_record(r) for r in tx.list(NS_GRANT)]
         return sorted(
             (g for g in out if name is None or g.principal == name),
             key=lambda g: (g.principal, g.pattern),

@@ -9,11 +9,20 @@ from typing import Any
 
 from ..address import parse_address
 from ..audit.chain import AuditEvent, VerifyReport
-from ..errors import AuditError, StoreError
+from ..errors import AuditError, StoreCorrupt, StoreError
 from ..model import NS_META
 from ..operation import Op
-from ..store import Tx
+from ..store import AuditHead, AuditRow, Tx
 from .base import WardenBase
+
+
+def _event(row: AuditRow) -> AuditEvent:
+    """A listed event, or its stand-in (result `unreadable`) when it does not decode: one bad
+    row must not hide the rest of the log; `audit verify` says what happened to it."""
+    try:
+        return AuditEvent.from_row(row)
+    except StoreCorrupt:
+        return AuditEvent.unreadable(row.seq)
 
 
 class AuditOps(WardenBase):
@@ -44,7 +53,7 @@ class AuditOps(WardenBase):
             if limit is not None:
                 rows.reverse()
             op.detail = {"count": len(rows)}
-            return [AuditEvent.from_row(r) for r in rows]
+            return [_event(r) for r in rows]
 
         return self._run("audit.read", None, work)
 
@@ -52,7 +61,11 @@ class AuditOps(WardenBase):
         """Check the whole chain; the report names the first bad event."""
         self.ops.authorize("audit.verify", None)
         with self._store.transaction(write=False) as tx:
-            head = tx.audit_head()
+            head: AuditHead | str | None
+            try:
+                head = tx.audit_head()
+            except StoreCorrupt:
+                head = "is malformed (not a sequence number, hash and MAC)"
             report = self._chain.verify(tx.audit_scan(), head)
         if report.ok and report.checked == 0:
             # `init` always writes the first event: an empty log on a store was emptied.

@@ -9,12 +9,12 @@ from typing import Any
 
 from ..address import parse_address
 from ..errors import CredwardenError, ValidationError
+from ..model import MAX_SPAN_S
 from ..secret import Secret
 from ..timeutil import iso, parse_iso
 
 MAX_TEXT = 2000
-MAX_ROTATE_EVERY = 100 * 366 * 86400
-MAX_SPAN_S = 100 * 366 * 86400
+MAX_ROTATE_EVERY = MAX_SPAN_S
 TAG_KEY_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}\Z")
 SEGMENT_RE = re.compile(r"[a-z0-9][a-z0-9._-]*\Z")
 METADATA = (

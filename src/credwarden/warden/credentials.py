@@ -8,9 +8,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..address import parse_address, parse_ref
-from ..errors import NotFound, ValidationError
+from ..errors import NotFound, StoreCorrupt, ValidationError
 from ..kinds import get_kind
-from ..lifecycle.health import credential_info
+from ..lifecycle.health import corrupt_info, credential_info
 from ..model import (
     NS_TOKEN,
     Credential,
@@ -189,9 +189,11 @@ class CredentialOps(WardenBase):
         service: str | None = None,
         kind: str | None = None,
     ) -> builtins.list[CredentialInfo]:
-        """The credentials the caller may describe, with their last use (no event)."""
+        """The credentials the caller may describe, with their last use (no event). One whose
+        stored record does not decode is listed as `corrupt` (unless a kind is asked for)."""
         creds = []
-        for cred in self.records.list(tx, f"{env}/" if env else ""):
+        bad: builtins.list[tuple[str, StoreCorrupt]] = []
+        for cred in self.records.list(tx, f"{env}/" if env else "", corrupt=bad):
             if (service and parse_address(cred.address).service != service) or (
                 kind and cred.kind != kind
             ):
@@ -199,9 +201,22 @@ class CredentialOps(WardenBase):
             if self.ops.allowed("describe", cred.address):
                 creds.append(cred)
         used = usage.last_used(tx, [c.address for c in creds])
-        return [
-            credential_info(c, self.records.load_version(tx, c), used.get(c.address)) for c in creds
-        ]
+        out = []
+        unreadable = [address for address, _ in bad]
+        for c in creds:
+            try:
+                out.append(
+                    credential_info(c, self.records.load_version(tx, c), used.get(c.address))
+                )
+            except StoreCorrupt:
+                unreadable.append(c.address)
+        for address in unreadable:
+            segments = address.split("/")
+            if kind or (service and segments[1:2] != [service]):
+                continue
+            if self.ops.allowed("describe", address):
+                out.append(corrupt_info(address))
+        return sorted(out, key=lambda i: i.address)
 
     # -- writes ------------------------------------------------------------------------------
 

@@ -4,7 +4,6 @@ variables (all or nothing) and handing a workflow its environment variables."""
 from __future__ import annotations
 
 import builtins
-import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,10 +12,10 @@ from ..address import matches, parse_address
 from ..errors import AlreadyExists, Conflict, ValidationError
 from ..kinds import Kind, get_kind
 from ..lifecycle.health import credential_info
-from ..model import NS_META, CredentialInfo, CredentialRecord, dumps
+from ..model import NS_META, CredentialInfo, CredentialRecord, dumps, store_info
 from ..operation import Op
 from ..secret import Secret
-from ..store import Tx
+from ..store import Tx, rows
 from ..timeutil import iso, utcnow
 from .base import WardenBase
 from .checks import SEGMENT_RE, check_env_name, env_var_address
@@ -30,8 +29,10 @@ class EnvironmentOps(WardenBase):
 
         def work(tx: Tx, op: Op) -> builtins.list[str]:
             rec = tx.get(NS_META, "store")
-            assert rec is not None
-            info = json.loads(rec.body)
+            if rec is None:
+                raise rows.corrupt(rows.record_name(NS_META, "store"), "it is missing")
+            info = store_info(rec.body)
+            info.setdefault("environments", [])
             if name in info["environments"]:
                 raise AlreadyExists(f"environment {name!r} already exists")
             info["environments"].append(name)
@@ -61,7 +62,7 @@ class EnvironmentOps(WardenBase):
 
         def work(tx: Tx, op: Op) -> builtins.list[str]:
             row = tx.get(NS_META, "store")
-            info = json.loads(row.body) if row is not None else {}
+            info = store_info(row.body) if row is not None else {}
             if row is not None:
                 self.environments = list(info.get("environments", []))
             return sorted(protected_of(info))

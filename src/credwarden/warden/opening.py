@@ -3,7 +3,6 @@ and creating one (`credwarden init`): idempotent, never overwriting an existing 
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -11,14 +10,14 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from ..access.policy import GrantPolicy, Policy, local_principal
 from ..access.state import AccessCache
 from ..audit.chain import AuditChain
-from ..crypto.barrier import Barrier, audit_aad, kek_body, term_key
+from ..crypto.barrier import Barrier, audit_aad, b64d, decode_keks, kek_body, term_key
 from ..crypto.envelope import new_key, wrap_with_master
 from ..crypto.master import KeyContext, MasterKeySource, select_source
 from ..errors import StoreError
-from ..model import NS_KEK, NS_META, b64d, b64e, dumps
+from ..model import NS_KEK, NS_META, WRAPPED_SHAPE, b64e, dumps, store_info
 from ..operation import Principal
 from ..settings import DEFAULT_ENVIRONMENTS, Settings, redact_url
-from ..store import Store, open_store
+from ..store import Store, open_store, rows
 from ..timeutil import iso, utcnow
 from .checks import check_env_name
 
@@ -49,8 +48,8 @@ def open_local(
     store = open_store(settings.database_url, create=False)
     try:
         with store.transaction(write=False) as tx:
-            meta = {r.key: r.body.decode() for r in tx.list(NS_META)}
-            keks = [json.loads(r.body) for r in tx.list(NS_KEK)]
+            meta = _meta(tx)
+            keks = decode_keks(tx.list(NS_KEK)) if "store" in meta else []
         if "store" not in meta:
             raise StoreError(
                 f"the database {store.url.split('://')[0]}://... holds no credwarden store",
@@ -80,13 +79,17 @@ def assemble(
     policy: Policy | None,
     described: str,
 ) -> Warden:
-    info = json.loads(meta["store"])
+    info = store_info(meta["store"])
     store_id = info["store_id"]
     if policy is None:
         policy = GrantPolicy(AccessCache(store))
     barrier = Barrier(master, store_id, keks, described)
+    where = rows.record_name(NS_META, "audit_key")
+    if "audit_key" not in meta:
+        raise rows.corrupt(where, "it is missing")
+    wrapped = WRAPPED_SHAPE.decode(meta["audit_key"], where)["wrapped"]
     audit_key = barrier.unwrap_with_master(
-        b64d(json.loads(meta["audit_key"])["wrapped"]), audit_aad(store_id)
+        b64d(wrapped, "the stored audit key"), audit_aad(store_id), "the stored audit key"
     )
     return cls(
         store=store,
@@ -116,17 +119,17 @@ def init_store(
     key_source = select_source(settings)
     try:
         with store.transaction() as tx:
-            meta = {r.key: r.body.decode() for r in tx.list(NS_META)}
+            meta = _meta(tx)
             ctx = KeyContext(settings, dict(meta), prompt)
             described = key_source.describe(ctx)
             created = "store" not in meta
             if created:
                 master = _obtain_master(key_source, ctx)
                 _create(tx, ctx, meta, master, envs)
-                meta = {r.key: r.body.decode() for r in tx.list(NS_META)}
+                meta = _meta(tx)
             else:
                 master = key_source.load(ctx)
-            keks = [json.loads(r.body) for r in tx.list(NS_KEK)]
+            keks = decode_keks(tx.list(NS_KEK))
             warden = assemble(
                 cls, store, meta, keks, master, settings, source, None, None, described
             )
@@ -146,6 +149,11 @@ def init_store(
         created, settings.home, redact_url(settings.database_url), described, warden.store_id
     )
     return warden, report
+
+
+def _meta(tx: Any) -> dict[str, str]:
+    """The store's NS_META records as text (their shapes are checked where they are read)."""
+    return {r.key: rows.text(r.body, rows.record_name(NS_META, r.key)) for r in tx.list(NS_META)}
 
 
 def _create(tx: Any, ctx: KeyContext, meta: dict[str, str], master: bytes, envs: list[str]) -> None:

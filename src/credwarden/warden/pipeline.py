@@ -23,6 +23,7 @@ from ..errors import (
     CredwardenError,
     NotFound,
     PermissionDenied,
+    StoreCorrupt,
     StoreError,
     ValidationError,
 )
@@ -37,6 +38,11 @@ READ_ACTIONS = frozenset({"read", "use", "describe", "list", "history", "audit.r
 """Actions whose events are group-committed by default."""
 
 _WRITE_FAILED = "check the database is writable and has space"
+
+
+def _hint(exc: StoreError) -> str:
+    """A corrupt log needs a restore, not more space."""
+    return exc.hint if isinstance(exc, StoreCorrupt) and exc.hint else _WRITE_FAILED
 
 
 class Pipeline:
@@ -126,7 +132,7 @@ class Pipeline:
         except StoreError as exc:
             raise AuditError(
                 f"the audit event could not be written ({exc.message}); the operation was refused",
-                hint=_WRITE_FAILED,
+                hint=_hint(exc),
             ) from None
         if self.event_hook is not None:
             for action, _address, result, _op in entries:
@@ -143,7 +149,7 @@ class Pipeline:
                 self.audit(tx, entries)
         except StoreError as exc:
             raise AuditError(
-                f"the audit event could not be written ({exc.message})", hint=_WRITE_FAILED
+                f"the audit event could not be written ({exc.message})", hint=_hint(exc)
             ) from None
 
     def _commit(self, entries: list[Any]) -> None:
@@ -154,7 +160,7 @@ class Pipeline:
         except StoreError as exc:
             raise AuditError(
                 f"the audit event could not be committed ({exc.message}); the read was refused",
-                hint=_WRITE_FAILED,
+                hint=_hint(exc),
             ) from None
 
     def audit_failure(self, action: str, address: str | None, exc: CredwardenError, op: Op) -> None:
@@ -219,7 +225,7 @@ class Pipeline:
                 raise AuditError(
                     f"the audit event could not be committed ({exc.message});"
                     " the operation was refused",
-                    hint=_WRITE_FAILED,
+                    hint=_hint(exc),
                 ) from None
             raise
         return result

@@ -7,17 +7,20 @@ events after a stored cursor are folded into `usage` records when someone asks.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from ..errors import Conflict
+from ..audit.chain import AuditEvent
+from ..errors import Conflict, StoreCorrupt
 from ..model import NS_META, dumps
-from ..store import Store, Tx
+from ..store import Record, Store, Tx, rows
+from ..store.rows import COUNT, STR
 
 NS_USAGE = "usage"
 _CURSOR = "usage_cursor"
 _USE_ACTIONS = frozenset({"read", "use"})
 FOLD_BATCH = 50_000
+CURSOR_SHAPE = rows.Shape("usage cursor", {"seq": COUNT})
+USAGE_SHAPE = rows.Shape("usage record", {"last_used_at": STR, "reads": COUNT})
 
 
 def fold(store: Store) -> None:
@@ -34,12 +37,15 @@ def fold(store: Store) -> None:
 def _fold_batch(tx: Tx) -> bool:
     """Fold up to FOLD_BATCH events; True when there may be more."""
     rec = tx.get(NS_META, _CURSOR)
-    cursor = json.loads(rec.body)["seq"] if rec else 0
+    cursor = CURSOR_SHAPE.decode(rec.body, rows.record_name(NS_META, _CURSOR))["seq"] if rec else 0
     seen: dict[str, tuple[str, int]] = {}
     last = cursor
     for row in tx.audit_scan(after_seq=cursor, limit=FOLD_BATCH):
         last = row.seq
-        event = json.loads(row.body)
+        try:
+            event = AuditEvent.from_row(row)._asdict()
+        except StoreCorrupt:
+            continue  # counted nowhere; `audit verify` names it
         address = event.get("address")
         if address and event.get("result") == "ok" and event.get("action") in _USE_ACTIONS:
             ts, n = seen.get(address, ("", 0))
@@ -48,7 +54,7 @@ def _fold_batch(tx: Tx) -> bool:
         return False
     for address, (ts, n) in seen.items():
         old = tx.get(NS_USAGE, address)
-        prev: dict[str, Any] = json.loads(old.body) if old else {"last_used_at": "", "reads": 0}
+        prev = _usage(old) or {"last_used_at": "", "reads": 0}  # derived: a bad one is redone
         body = dumps(
             {"last_used_at": max(str(prev["last_used_at"]), ts), "reads": int(prev["reads"]) + n}
         )
@@ -61,7 +67,17 @@ def last_used(tx: Tx, addresses: list[str]) -> dict[str, str]:
     """The last successful read/use time of each address that has one (after `fold`)."""
     out = {}
     for address in addresses:
-        rec = tx.get(NS_USAGE, address)
-        if rec is not None:
-            out[address] = json.loads(rec.body)["last_used_at"]
+        use = _usage(tx.get(NS_USAGE, address))
+        if use is not None and use["last_used_at"]:
+            out[address] = use["last_used_at"]
     return out
+
+
+def _usage(rec: Record | None) -> dict[str, Any] | None:
+    """A usage record, or None when there is none or it does not decode (it is derived)."""
+    if rec is None:
+        return None
+    try:
+        return USAGE_SHAPE.decode(rec.body, rows.record_name(NS_USAGE, rec.key))
+    except StoreCorrupt:
+        return None
