@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export CREDWARDEN_HOME ?= $(CURDIR)/.credwarden
 
-.PHONY: run test lint typecheck unit bench clean
+.PHONY: run test lint typecheck unit soak bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ unit: $(VENV)/.installed-dev tests/peers/node_modules/.package-lock.json
 	$(BIN)/python -m pytest -q
 
 test: lint typecheck unit
+
+# The long runs of the reliability harnesses (the corruption fuzzer: 240 seeds of each kind).
+soak: $(VENV)/.installed-dev
+	CREDWARDEN_FUZZ_SEEDS=240 $(BIN)/python -m pytest -q -s tests/reliability
 
 bench: $(VENV)/.installed-dev tests/peers/node_modules/.package-lock.json
 	$(BIN)/python bench/read.py

@@ -14,9 +14,7 @@ from typing import Any, NamedTuple
 from .secret import MASK, Secret
 from .store import Record, rows
 from .store.rows import COUNT, STR, TIME, list_of, map_of, opt
-
-MAX_SPAN_S = 100 * 366 * 86400
-"""The longest duration stored anywhere (a rotation period, an expiry offset): 100 years."""
+from .timeutil import MAX_SPAN_S
 
 NS_META = "meta"
 NS_KEK = "kek"

@@ -225,6 +225,9 @@ def create_app(
         description="Credentials for workflows: encrypted, refreshed, least-privilege, audited.",
         docs_url=None,
         redoc_url=None,
+        # A path with a trailing slash is just an unknown path: a redirect would be built
+        # from the request's Host header (an open redirect to wherever the caller names).
+        redirect_slashes=False,
     )
     app.state.warden = warden
     app.state.brake = brake
@@ -240,6 +243,7 @@ def create_app(
 
     v1 = APIRouter(
         prefix="/v1",
+        redirect_slashes=False,
         responses=api_errors.error_responses(400, 401, 403, 404, 409, 413, 422, 429, 503),
     )
 

@@ -245,7 +245,11 @@ def principal_token(name: str, expires: str | None, description: str | None, as_
     """
     from ..timeutil import parse_duration
 
-    expires_in = None if expires is None or expires.lower() == "never" else parse_duration(expires)
+    expires_in = (
+        None
+        if expires is None or expires.lower() == "never"
+        else parse_duration(expires, what="--expires")
+    )
     with open_warden() as w:
         rec, secret = w.issue_token(name, expires_in=expires_in, description=description)
     token = secret.reveal()

@@ -2,39 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
-
 import click
 
+from ..warden.checks import MAX_AUDIT_LIMIT
 from .context import open_warden
 from .output import print_json, print_table
-
-
-def since_iso(text: str) -> str:
-    """`24h`/`7d` (that long ago), `2026-05-01` (start of that day, UTC) or an ISO time -> ISO."""
-    from ..errors import ValidationError
-    from ..timeutil import iso, parse_duration, parse_iso, utcnow
-
-    t = text.strip()
-    if t[:1].isdigit() and t[-1:].lower() in "smhdw" and "-" not in t:
-        return iso(utcnow() - timedelta(seconds=parse_duration(t)))
-    try:
-        if len(t) == 10:
-            d = date.fromisoformat(t)
-            return iso(datetime(d.year, d.month, d.day, tzinfo=UTC))
-        return iso(parse_iso(t))
-    except ValueError:
-        raise ValidationError(
-            f"invalid --since {text[:40]!r}",
-            hint="use a duration such as 24h or 7d, a date YYYY-MM-DD, or an ISO timestamp",
-        ) from None
 
 
 @click.group(invoke_without_command=True)
 @click.option("--address", metavar="A", help="Only events about this credential.")
 @click.option("--principal", metavar="P", help="Only events by this principal.")
 @click.option("--since", metavar="T", help="Only events since T: 24h, 7d, YYYY-MM-DD or ISO time.")
-@click.option("--limit", type=click.IntRange(min=1), metavar="N", help="Only the last N events.")
+@click.option(
+    "--limit",
+    type=click.IntRange(1, MAX_AUDIT_LIMIT),
+    metavar="N",
+    help="Only the last N events.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of events.")
 @click.pass_context
 def audit(
@@ -51,9 +35,8 @@ def audit(
     """
     if ctx.invoked_subcommand is not None:
         return
-    since_ts = since_iso(since) if since else None
     with open_warden() as w:
-        events = w.audit_events(address=address, principal=principal, since=since_ts, limit=limit)
+        events = w.audit_events(address=address, principal=principal, since=since, limit=limit)
     for e in events:
         if e.result == "unreadable" and not e.action:
             click.echo(

@@ -50,15 +50,9 @@ def _read_stdin() -> str:
 
 
 def _read_file(path: str) -> str:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return fh.read(256 * 1024)
-    except UnicodeDecodeError:
-        raise click.BadParameter(f"{path} is not UTF-8 text", param_hint="'--from-file'") from None
-    except OSError as exc:
-        raise click.BadParameter(
-            f"cannot read {path}: {exc.strerror}", param_hint="'--from-file'"
-        ) from None
+    from ..files import read_user_text
+
+    return read_user_text(path, limit=256 * 1024, what="--from-file")
 
 
 def _main_field(k: Kind, flag: str) -> str:
@@ -86,7 +80,7 @@ def _when(text: str | None) -> str | None:
         return None
     from ..timeutil import iso, parse_when
 
-    return iso(parse_when(text))
+    return iso(parse_when(text, what="--expires"))
 
 
 def _every(text: str | None) -> int | None:
@@ -94,7 +88,7 @@ def _every(text: str | None) -> int | None:
         return None
     from ..timeutil import parse_duration
 
-    return parse_duration(text)
+    return parse_duration(text, what="--rotate-every")
 
 
 def _tty() -> bool:

@@ -24,6 +24,9 @@ _FORMATS = ("dotenv", "json")
 _WITHHELD = ("CREDWARDEN_MASTER_KEY", "CREDWARDEN_PASSPHRASE", "CREDWARDEN_TOKEN")
 
 
+MAX_IMPORT = 2 * 1024 * 1024
+
+
 @click.command("import")
 @click.argument("file", metavar="FILE", type=click.Path(dir_okay=False, allow_dash=True))
 @click.option(
@@ -50,16 +53,17 @@ def import_(
 
     fmt = fmt or ("json" if file.lower().endswith(".json") else "dotenv")
     source = "<stdin>" if file == "-" else os.path.basename(file)
-    try:
-        if file == "-":
-            text = sys.stdin.read()
-        else:
-            with open(file, encoding="utf-8") as fh:
-                text = fh.read(2 * 1024 * 1024)
-    except UnicodeDecodeError:
-        raise ValidationError(f"{source} is not UTF-8 text") from None
-    except OSError as exc:
-        raise click.BadParameter(f"cannot read {file}: {exc.strerror}", param_hint="FILE") from None
+    if file == "-":
+        try:
+            text = sys.stdin.read(MAX_IMPORT + 1)
+        except UnicodeDecodeError:
+            raise ValidationError(f"{source} is not UTF-8 text") from None
+        if len(text) > MAX_IMPORT:
+            raise ValidationError(f"{source} is too large (at most {MAX_IMPORT} bytes)")
+    else:
+        from ..files import read_user_text
+
+        text = read_user_text(file, limit=MAX_IMPORT, what="import file")
     if fmt == "json":
         from ..formats.jsonenv import parse_json_env
 
@@ -141,16 +145,26 @@ def _env_vars(w: Facade, env: str, only: tuple[str, ...]) -> dict[str, Secret]:
 def _write_private(path: str, text: str, *, force: bool) -> None:
     """Write a file only its owner can read; never replace one unless asked to."""
     data = text.encode("utf-8")
+    try:
+        _write(path, data, force=force)
+    except FileExistsError:
+        raise click.UsageError(f"{path} exists; pass --force to replace it") from None
+    except OSError as exc:
+        raise click.UsageError(
+            f"cannot write {path[:200]}: {exc.strerror or type(exc).__name__}"
+        ) from None
+
+
+def _write(path: str, data: bytes, *, force: bool) -> None:
     if not force:
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            raise click.UsageError(f"{path} exists; pass --force to replace it") from None
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
         return
     import tempfile
 
+    if os.path.isdir(path):
+        raise IsADirectoryError(21, "Is a directory")
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".cw-export-")
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -182,6 +196,8 @@ def run(env: str | None, only: tuple[str, ...], command: tuple[str, ...]) -> Non
     """
     if not command:
         raise click.UsageError("no command given: credwarden run [--env E] -- COMMAND...")
+    if any("\x00" in part for part in command):
+        raise click.UsageError("COMMAND holds a NUL byte, which no program can be given")
     from ..address import check_pattern
 
     for p in only:

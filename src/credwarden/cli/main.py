@@ -7,6 +7,7 @@ path accepts only the plain forms of `get` (an address and -n); anything else,
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any, NoReturn
 
@@ -65,6 +66,26 @@ def main(argv: list[str] | None = None) -> Any:
         untouched = context is None or not getattr(context, "OPENED", None)
         sys.stderr.write("\ninterrupted: nothing was stored\n" if untouched else "\ninterrupted\n")
         _exit(130)
+    except BrokenPipeError:  # `credwarden list | head -1`: the reader left, nothing to say
+        _quiet_stdout()
+        _exit(1)
+    except Exception as exc:  # a bug: one line, never the exception's text (it may hold anything)
+        if os.environ.get("CREDWARDEN_DEBUG"):
+            raise
+        sys.stderr.write(
+            f"error: internal error ({type(exc).__name__}); this is a bug in credwarden\n"
+            "hint: run again with CREDWARDEN_DEBUG=1 for the traceback, and report it\n"
+        )
+        _exit(1)
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null so that Python's own flush at exit does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 def _exit(code: int) -> NoReturn:

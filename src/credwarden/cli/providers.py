@@ -359,9 +359,12 @@ def fetch_json(url: str, *, ca_bundle: str | None = None) -> Any:
 
     verify: bool | ssl.SSLContext = True
     if ca_bundle is not None:
+        from ..files import read_user_text
+
+        pem = read_user_text(ca_bundle, limit=4 * 1024 * 1024, what="--ca-bundle")
         try:
-            verify = ssl.create_default_context(cafile=ca_bundle)
-        except (OSError, ssl.SSLError) as exc:
+            verify = ssl.create_default_context(cadata=pem)
+        except (OSError, ssl.SSLError, ValueError) as exc:
             raise UsageError(
                 f"cannot use {ca_bundle} as a CA bundle: {exc}",
                 hint="give a PEM file of CA certificates",

@@ -52,7 +52,7 @@ def expiring(within: str, as_json: bool) -> None:
     """Credentials that have expired or expire soon: secrets given --expires, certificates
     (their notAfter), keys with a stated end of life."""
     with open_warden() as w:
-        rows = w.report_expiring(within=parse_duration(within))
+        rows = w.report_expiring(within=parse_duration(within, what="--within"))
     _show(
         rows,
         as_json,

@@ -19,6 +19,7 @@ from typing import Any, Final
 import yaml
 
 from ..errors import AlreadyExists, NotFound, ValidationError
+from ..files import read_user_file
 from ..secret import Secret
 from ..settings import default_home
 from ._validate import check_slug, validate_entries
@@ -192,8 +193,8 @@ def _load_user_file(path: str) -> tuple[str, Provider]:
                 hint=f"a provider file holds one provider; the limit is {MAX_USER_FILE_BYTES}"
                 " bytes",
             )
-        with open(path, "rb") as f:
-            document = yaml.load(f, Loader=_Loader)  # noqa: S506 - a safe loader
+        data = read_user_file(path, limit=MAX_USER_FILE_BYTES, what="provider file")
+        document = yaml.load(data, Loader=_Loader)  # noqa: S506 - a safe loader
     except RecursionError:
         raise ValidationError(f"{name}: nested too deeply", hint=f"check {path}") from None
     except yaml.YAMLError as exc:

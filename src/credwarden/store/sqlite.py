@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import stat
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
@@ -205,10 +206,19 @@ class SQLiteStore(Store):
     def __init__(self, url: str, *, create: bool = True) -> None:
         self.url = url
         self.path = url[len("sqlite:///") :]
-        if not create and not os.path.exists(self.path):
+        try:
+            mode: int | None = os.stat(self.path).st_mode
+        except OSError:
+            mode = None
+        if mode is None and not create:
             raise StoreError(
                 f"no credwarden store at {self.path}",
                 hint="run `credwarden init`, or set CREDWARDEN_HOME / CREDWARDEN_DATABASE_URL",
+            )
+        if mode is not None and not stat.S_ISREG(mode):
+            raise StoreError(
+                f"the SQLite store {self.path} is not a regular file",
+                hint="point CREDWARDEN_DATABASE_URL (or CREDWARDEN_HOME) at a credwarden store",
             )
         self._local = threading.local()
         self._all: _list[sqlite3.Connection] = []

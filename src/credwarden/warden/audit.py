@@ -9,11 +9,13 @@ from typing import Any
 
 from ..address import parse_address
 from ..audit.chain import AuditEvent, VerifyReport
-from ..errors import AuditError, StoreCorrupt, StoreError
+from ..errors import AuditError, StoreCorrupt, StoreError, ValidationError
 from ..model import NS_META
 from ..operation import Op
 from ..store import AuditHead, AuditRow, Tx
+from ..timeutil import parse_since
 from .base import WardenBase
+from .checks import MAX_AUDIT_LIMIT
 
 
 def _event(row: AuditRow) -> AuditEvent:
@@ -36,9 +38,14 @@ class AuditOps(WardenBase):
         since: str | None = None,
         limit: int | None = None,
     ) -> builtins.list[AuditEvent]:
-        """Audit events, oldest first (the last `limit` when given)."""
+        """Audit events, oldest first (the last `limit` when given). `since`: 24h, 7d, a date
+        or an ISO timestamp."""
         if address is not None:
             address = str(parse_address(address))
+        if since is not None:
+            since = parse_since(since)
+        if limit is not None and (type(limit) is not int or not 1 <= limit <= MAX_AUDIT_LIMIT):
+            raise ValidationError(f"limit must be a number from 1 to {MAX_AUDIT_LIMIT}")
 
         def work(tx: Tx, op: Op) -> builtins.list[AuditEvent]:
             rows = list(

@@ -9,12 +9,12 @@ from typing import Any
 
 from ..address import parse_address
 from ..errors import CredwardenError, ValidationError
-from ..model import MAX_SPAN_S
 from ..secret import Secret
-from ..timeutil import iso, parse_iso
+from ..timeutil import MAX_SPAN_S, iso, parse_iso
 
 MAX_TEXT = 2000
 MAX_ROTATE_EVERY = MAX_SPAN_S
+MAX_AUDIT_LIMIT = 1_000_000
 TAG_KEY_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}\Z")
 SEGMENT_RE = re.compile(r"[a-z0-9][a-z0-9._-]*\Z")
 METADATA = (

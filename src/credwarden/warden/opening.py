@@ -13,7 +13,7 @@ from ..audit.chain import AuditChain
 from ..crypto.barrier import Barrier, audit_aad, b64d, decode_keks, kek_body, term_key
 from ..crypto.envelope import new_key, wrap_with_master
 from ..crypto.master import KeyContext, MasterKeySource, select_source
-from ..errors import StoreError
+from ..errors import StoreError, UsageError
 from ..model import NS_KEK, NS_META, WRAPPED_SHAPE, b64e, dumps, store_info
 from ..operation import Principal
 from ..settings import DEFAULT_ENVIRONMENTS, Settings, redact_url
@@ -45,6 +45,7 @@ def open_local(
     policy: Policy | None,
 ) -> Warden:
     """The facade over the store `settings` name, with its master key loaded."""
+    check_home(settings.home)
     store = open_store(settings.database_url, create=False)
     try:
         with store.transaction(write=False) as tx:
@@ -114,7 +115,14 @@ def init_store(
     envs = list(environments or DEFAULT_ENVIRONMENTS)
     for e in envs:
         check_env_name(e)
-    os.makedirs(settings.home, mode=0o700, exist_ok=True)
+    check_home(settings.home)
+    try:
+        os.makedirs(settings.home, mode=0o700, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot create CREDWARDEN_HOME {settings.home} ({exc.strerror})",
+            hint="choose a folder you can write to",
+        ) from None
     store = open_store(settings.database_url, create=True)
     key_source = select_source(settings)
     try:
@@ -149,6 +157,15 @@ def init_store(
         created, settings.home, redact_url(settings.database_url), described, warden.store_id
     )
     return warden, report
+
+
+def check_home(home: str) -> None:
+    """CREDWARDEN_HOME must be a folder (or not exist yet, for `init`)."""
+    if os.path.exists(home) and not os.path.isdir(home):
+        raise UsageError(
+            f"CREDWARDEN_HOME {home} is not a directory",
+            hint="point CREDWARDEN_HOME at a folder (`credwarden init` creates it)",
+        )
 
 
 def _meta(tx: Any) -> dict[str, str]:
