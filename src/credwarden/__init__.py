@@ -18,6 +18,7 @@ from .errors import (
     ValidationError,
 )
 from .secret import Secret
+from .settings import VERSION
 from .warden import Warden
 
 __all__ = [
@@ -32,4 +33,4 @@ __all__ = [
     "ValidationError",
     "Warden",
 ]
-__version__ = "0.1.0"
+__version__ = VERSION

@@ -54,6 +54,8 @@ class Facade(Protocol):
 
     def describe(self, address: str) -> CredentialInfo: ...
 
+    def show(self, address: str) -> tuple[CredentialInfo, builtins.list[VersionInfo]]: ...
+
     def list(
         self,
         *,
@@ -88,6 +90,7 @@ class Facade(Protocol):
         unset: Sequence[str] = (),
         expected_version: int | None = None,
         note: str = "updated",
+        main: str | Secret | None = None,
         **metadata: Any,
     ) -> CredentialInfo: ...
 

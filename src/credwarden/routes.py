@@ -76,6 +76,7 @@ BY_NAME: dict[str, Route] = {r.name: r for r in ROUTES}
 
 LOCAL_ONLY: dict[str, str] = {
     "get": "a remote get is the value route (credentials.value) with ?field= or ?main=true",
+    "show": "the describe route (credentials.describe) with ?versions=true: one request, one event",
     "aget_field": "the value route's handler on the server's event loop",
     "aread_values": "the value route's handler on the server's event loop",
     "auth": "an httpx.Auth built on access_token, in the caller's process",

@@ -7,6 +7,9 @@ import sys
 from collections.abc import Mapping
 from typing import NamedTuple
 
+VERSION = "0.1.0"
+"""credwarden's version (pyproject.toml says the same; `credwarden.__version__`)."""
+
 DEFAULT_ENVIRONMENTS = ("dev", "staging", "prod")
 
 

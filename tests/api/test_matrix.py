@@ -214,6 +214,11 @@ ROUTES: list[Row] = [
         "grant.revoke",
         body={"principal": "runner-p", "pattern": "prod/stripe/*"},
     ),
+    # -- reports: filtered to what the caller may describe; the review needs admin
+    Row("GET", "/v1/reports/expiring", {}, None, "runner-p", None, None),
+    Row("GET", "/v1/reports/rotation", {}, None, "runner-p", None, None),
+    Row("GET", "/v1/reports/unused", {}, None, "runner-p", None, None, query={"days": 30}),
+    Row("GET", "/v1/reports/permissions", {}, "admin", "admin", "editor-p", "review"),
     # -- audit and keys
     Row("GET", "/v1/audit", {}, "admin", "admin", "editor-p", "audit.read", query={"limit": 5}),
     Row("POST", "/v1/audit/verify", {}, "admin", "admin", "editor-p", "audit.verify"),
@@ -339,8 +344,8 @@ def test_open_route_answers_within_the_grants(row: Row, api: Api, client: TestCl
     resp = call(client, api, row, "nobody")
     assert resp.status_code == 200, resp.text
     body = resp.json()
-    if row.path == "/v1/credentials":
-        assert body == []
+    if row.path == "/v1/credentials" or row.path.startswith("/v1/reports/"):
+        assert body == []  # nobody may describe anything: an empty list, not a refusal
     elif row.path == "/v1/env-vars":
         assert body == {}
     elif row.path == "/v1/connect/{flow}":

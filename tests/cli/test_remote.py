@@ -494,13 +494,13 @@ def test_a_get_is_retried_once_on_a_dropped_keep_alive_a_write_never() -> None:
     fake = FakeServer([who, who, who])
     try:
         with RemoteWarden(fake.url, "cwt_" + "a" * 40) as w:
-            assert w._call("GET", "/v1/whoami")["name"] == "ci"
+            assert w._http.call("GET", "/v1/whoami")["name"] == "ci"
             time.sleep(0.1)  # the fake has closed that connection meanwhile
-            assert w._call("GET", "/v1/whoami")["name"] == "ci"
+            assert w._http.call("GET", "/v1/whoami")["name"] == "ci"
             assert fake.connections == 2
             time.sleep(0.1)
             with pytest.raises(StoreError, match="dropped before an answer"):
-                w._call("POST", "/v1/environments", body={"name": "qa"})
+                w._http.call("POST", "/v1/environments", body={"name": "qa"})
             assert fake.connections == 2
     finally:
         fake.close()

@@ -24,11 +24,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import CredwardenError, UsageError, ValidationError
 from ..secret import Secret
+from ..timeutil import MAX_SPAN_S
 from ..warden import Warden
 from . import errors as api_errors
 from . import metrics
 from .auth import ApiCaller, FailureBrake, authenticate
 from .limits import BodyLimit, Timing
+
+Days = Annotated[int, Query(ge=1, le=MAX_SPAN_S // 86400, description="A look-back in days.")]
+Within = Annotated[int, Query(ge=1, le=MAX_SPAN_S, description="Seconds ahead.")]
 
 MAX_BODY = 1 << 20
 # Rotation periods are seconds; bounded so that date arithmetic on them (health) cannot
@@ -60,6 +64,9 @@ class CredentialChange(_Body):
     unset: list[str] = Field(default_factory=list)
     expected_version: int | None = None
     note: str = Field(default="updated", max_length=200)
+    main: str | None = Field(
+        default=None, max_length=65536, description="a new value of the kind's main field"
+    )
     description: str | None = Field(default=None, max_length=2000)
     owner: str | None = Field(default=None, max_length=2000)
     provider: str | None = Field(default=None, max_length=100)
@@ -270,8 +277,14 @@ def create_app(
         return dict(info.to_dict())
 
     @v1.get("/credentials/{env}/{service}/{name}", summary="Metadata, health, versions (describe)")
-    def describe(c: Caller, env: str, service: str, name: str) -> dict[str, Any]:
-        return dict(run(c, lambda: warden.describe(addr(env, service, name))).to_dict())
+    def describe(
+        c: Caller, env: str, service: str, name: str, versions: bool = False
+    ) -> dict[str, Any]:
+        address = addr(env, service, name)
+        if not versions:
+            return dict(run(c, lambda: warden.describe(address)).to_dict())
+        info, found = run(c, lambda: warden.show(address))  # one operation, one event
+        return {**info.to_dict(), "versions": [v.to_dict() for v in found]}
 
     @v1.patch("/credentials/{env}/{service}/{name}", summary="Change fields or metadata (write)")
     def update(
@@ -305,6 +318,7 @@ def create_app(
                 addr(env, service, name),
                 fields=body.fields,
                 unset=body.unset,
+                main=body.main,
                 expected_version=body.expected_version,
                 note=body.note,
                 **meta,
@@ -573,6 +587,33 @@ def create_app(
             ),
         )
         return {"left": left.to_dict() if left else None}
+
+    # -- reports -------------------------------------------------------------------------
+
+    @v1.get("/reports/expiring", summary="Credentials expired or expiring soon (filtered)")
+    def report_expiring(
+        c: Caller,
+        within: Within = 14 * 86400,
+    ) -> list[dict[str, Any]]:
+        return list(run(c, lambda: warden.report_expiring(within=within)))
+
+    @v1.get("/reports/rotation", summary="Credentials whose rotation is overdue (filtered)")
+    def report_rotation(c: Caller) -> list[dict[str, Any]]:
+        return list(run(c, warden.report_rotation))
+
+    @v1.get("/reports/unused", summary="Credentials nobody read or used lately (filtered)")
+    def report_unused(c: Caller, days: Days = 90) -> list[dict[str, Any]]:
+        return list(run(c, lambda: warden.report_unused(days=days)))
+
+    @v1.get("/reports/permissions", summary="The least-privilege review of grants (admin)")
+    def review_permissions(
+        c: Caller,
+        days: Days = 90,
+        principal: Annotated[str | None, Query(max_length=64)] = None,
+        flagged: bool = False,
+    ) -> list[dict[str, Any]]:
+        review = warden.review_permissions
+        return list(run(c, lambda: review(days=days, principal=principal, flagged=flagged)))
 
     # -- audit and keys ------------------------------------------------------------------
 

@@ -370,8 +370,11 @@ def grant(
         raise click.UsageError("give either --actions or --role (e.g. --actions read,use)")
     with open_warden() as w:
         g = w.grant(principal_name, pattern, actions=actions, role=role)
-        protected = w.protected_environments()
-        held = [h.pattern for h in w.grants(principal_name)] if protected else []
+        protected: list[str] = []
+        held: list[str] = []
+        if _is_wild(g.pattern.split("/", 1)[0]):  # only then is there something to point out
+            protected = w.protected_environments()
+            held = [h.pattern for h in w.grants(principal_name)] if protected else []
     if as_json:
         print_json(g.to_dict())
     else:

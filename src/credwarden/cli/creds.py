@@ -67,11 +67,15 @@ def _main_field(k: Kind, flag: str) -> str:
 def _warn_secret_fields(k: Kind, fields: list[tuple[str, str]]) -> None:
     for name, _value in fields:
         if k.is_secret(name):
-            click.echo(
-                f"warning: --field {name}=... puts a secret on the command line, where shell"
-                " history and other users' `ps` may keep it; prefer the prompt or --stdin",
-                err=True,
-            )
+            _warn_secret_field(name)
+
+
+def _warn_secret_field(name: str) -> None:
+    click.echo(
+        f"warning: --field {name}=... puts a secret on the command line, where shell"
+        " history and other users' `ps` may keep it; prefer the prompt or --stdin",
+        err=True,
+    )
 
 
 def _when(text: str | None) -> str | None:
@@ -225,8 +229,7 @@ def _short(ts: str | None) -> str:
 def show(address: str, as_json: bool) -> None:
     """Show a credential's metadata, health, fields and versions (secret values masked)."""
     with open_warden() as w:
-        info = w.describe(address)
-        versions = w.history(address)
+        info, versions = w.show(address)  # one operation, one audit event
     if as_json:
         print_json({**info.to_dict(), "versions": [v.to_dict() for v in versions]})
         return
@@ -417,16 +420,8 @@ def update(
         meta["expires_at"] = _when(expires)
     if rotate_every is not None:
         meta["rotate_every"] = _every(rotate_every)
+    main = _read_stdin() if from_stdin else None
     with open_warden() as w:
-        if from_stdin or fields:
-            current = w.describe(address)
-            k = get_kind(current.kind)
-            _warn_secret_fields(k, fields)
-            if from_stdin:
-                main = _main_field(k, "--stdin")
-                if main in values:
-                    raise click.UsageError(f"{main} is given twice (--field and --stdin)")
-                values[main] = _read_stdin()
         if clear_tags:
             meta["tags"] = {}
         if tags:
@@ -435,12 +430,20 @@ def update(
             meta["links"] = []
         if links:
             meta["add_links"] = list(links)
-        info = w.update(
-            address, fields=values, unset=list(unset), expected_version=if_version, **meta
+        info = w.update(  # the kind's main field is resolved by the facade: one event
+            address,
+            fields=values,
+            unset=list(unset),
+            expected_version=if_version,
+            main=main,
+            **meta,
         )
+    for name, _value in fields:
+        if name in info.fields and info.fields[name] is None:  # a secret field
+            _warn_secret_field(name)
     if as_json:
         print_json(info.to_dict())
-    elif values or unset:
+    elif values or unset or main is not None:
         click.echo(f"updated {info.address} (now version {info.version})")
     else:
         click.echo(f"updated the metadata of {info.address} (still version {info.version})")
