@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -47,3 +48,21 @@ def warden(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Warde
         yield w
     finally:
         w.close()
+
+
+@pytest.fixture
+def open_warden(database_url: str) -> Iterator[Callable[..., Warden]]:
+    """Open more Wardens on the test's store (as another process would); all closed after."""
+    opened: list[Warden] = []
+
+    def _open(**kwargs: Any) -> Warden:
+        kwargs.setdefault("database_url", database_url)
+        w = Warden.open_local(**kwargs)
+        opened.append(w)
+        return w
+
+    try:
+        yield _open
+    finally:
+        for w in opened:
+            w.close()

@@ -1,5 +1,5 @@
 """The REST route table: one row per `/v1` route, served by `api/` and called by the remote
-client (`remote.py`), so the two cannot drift apart (tests/api/test_routes.py checks the app
+client (`remote/client.py`), so the two cannot drift apart (tests/api/test_routes.py checks the app
 against this table both ways).
 
 Each row names the facade operation the route performs. Facade operations with no route

@@ -43,7 +43,7 @@ def test_code_flow_with_pkce_stores_a_working_connection(warden: Warden, provide
     assert warden.headers(CONN)["Authorization"].reveal() == f"Bearer {token}"
     # Invariant 1: neither the tokens nor the client secret are in the store in plaintext,
     # nor in the audit events.
-    from tests.core.rawdb import stored_bytes
+    from tests.rawdb import stored_bytes
 
     refresh = warden.read(CONN).values["refresh_token"].reveal()  # type: ignore[union-attr]
     raw = stored_bytes(warden.settings.database_url)

@@ -28,9 +28,9 @@ from credwarden.errors import PermissionDenied, UsageError
 from credwarden.oauth import connect as connect_mod
 from credwarden.providers import provider_from_discovery, save_user_provider
 from tests.cli.conftest import CREDWARDEN, clean_env
-from tests.core.rawdb import stored_bytes
 from tests.oauth.conftest import APP_SECRET, CLIENT, CONN, SCOPES, register
 from tests.peers.oidc import OidcProvider, confidential_client, introspect, require_node
+from tests.rawdb import stored_bytes
 
 WEB = "dev/acme/web"
 WEB_SECRET = "CANARY-web-secret-3b9e"

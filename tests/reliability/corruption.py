@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from starlette.testclient import TestClient
 
 from tests.cli.conftest import _Main
-from tests.core.rawdb import raw
+from tests.rawdb import raw
 
 VALUES = {"dev/app/f1": "fuzz-SECRET-three", "dev/app/f2#password": "fuzz-SECRET-two"}
 OLD_VALUE = "fuzz-SECRET-one"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.core.rawdb import raw
+from tests.rawdb import raw
 
 from .corruption import Store, Tally, judge, populate, restored
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.core.rawdb import raw
+from tests.rawdb import raw
 
 from .corruption import Store, Tally, copy_sqlite, judge, populate, restored
 

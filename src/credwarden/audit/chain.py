@@ -29,11 +29,7 @@ def now_iso() -> str:
 
 
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
-
-
-def canonical(obj: dict[str, Any]) -> str:
-    """Sorted keys, no spaces: one text per event (the hash covers the stored text)."""
-    return _CANONICAL(obj)
+"""Sorted keys, no spaces: one text per event (the hash covers the stored text)."""
 
 
 EventIn = tuple[

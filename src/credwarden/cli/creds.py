@@ -471,8 +471,18 @@ def rm(address: str, yes: bool, if_version: int | None) -> None:
             err=True,
         )
     with open_warden() as w:
-        w.remove(address, expected_version=if_version)
-    click.echo(f"removed {address}")
+        revoked = w.remove(address, expected_version=if_version)
+    if revoked == "revoked":
+        click.echo(f"removed {address} (its grant was revoked at the provider)")
+    elif revoked:
+        click.echo(f"removed {address}")
+        click.echo(
+            f"warning: revoking its grant at the provider failed ({revoked}); revoke it in the"
+            " provider's console",
+            err=True,
+        )
+    else:
+        click.echo(f"removed {address}")
 
 
 @click.command()

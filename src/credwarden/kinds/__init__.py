@@ -38,8 +38,3 @@ def get_kind(name: str) -> Kind:
 
 def kind_names() -> list[str]:
     return sorted(_KINDS)
-
-
-def register(kind: Kind) -> None:
-    """Add a kind (the OAuth and service-account kinds register themselves here)."""
-    _KINDS[kind.name] = kind

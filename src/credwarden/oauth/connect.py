@@ -37,7 +37,6 @@ from ..kinds import get_kind
 from ..lifecycle.health import credential_info
 from ..model import NS_CRED, CredentialInfo, CredentialRecord, dumps
 from ..operation import Op, Principal, Services
-from ..records import Records
 from ..store import Record, Tx, rows
 from ..store.rows import STR, TIME, map_of
 from ..timeutil import iso, parse_iso, utcnow
@@ -516,30 +515,3 @@ def _store(
 
     info: CredentialInfo = s.ops.run("write", addr, work)
     return info
-
-
-def revoke_connection(records: Records, addr: str) -> str | None:
-    """Revoke an OAuth connection's grant at its provider (RFC 7009) before it is removed:
-    "revoked", an error code, or None when there is nothing to revoke. Read inside the
-    removal, whose event records the outcome."""
-    from .grants import revoke
-    from .ops import client_auth
-
-    with records.store.transaction(write=False) as tx:
-        cred = records.find(tx, addr)
-        if cred is None:
-            return None
-        ver = records.load_version(tx, cred)
-        if cred.kind != "oauth2" or not ver.plain.get("revocation_url"):
-            return None
-        values = records.values(tx, cred, ver)
-        try:
-            client = client_auth(records, tx, values.get("client", ""))
-        except CredwardenError as exc:
-            return f"client_{exc.code}"
-    hint = "refresh_token" if values.get("refresh_token") else "access_token"
-    try:
-        revoke(values["revocation_url"], client, values[hint], hint)
-    except CredwardenError as exc:
-        return exc.code
-    return "revoked"

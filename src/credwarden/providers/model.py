@@ -95,21 +95,6 @@ class ApiKeySpec(NamedTuple):
     extra_fields: tuple[ExtraField, ...]
     quirks: tuple[str, ...]
 
-    def header_value(self, key: str | Secret) -> str | None:
-        """The value of `header` for this key, or None when the key is not sent in a header."""
-        plain = _plain(key)
-        if self.basic_username is not None:
-            return "Basic " + _b64(f"{self.basic_username}:{plain}")
-        if self.basic_password is not None:
-            return "Basic " + _b64(f"{plain}:{self.basic_password}")
-        if self.header is None:
-            return None
-        if self.value is not None:
-            return self.value.replace("{api_key}", plain)
-        if self.scheme in (None, "-"):
-            return plain
-        return f"{self.scheme} {plain}"
-
 
 class BasicSpec(NamedTuple):
     username_label: str | None

@@ -401,9 +401,9 @@ class CredentialOps(WardenBase):
     def _revoke_grant(self, addr: str) -> str | None:
         """Revoke an OAuth connection's grant at its provider before it is removed (no event
         of its own: the removal's event records the outcome)."""
-        from ..oauth.connect import revoke_connection
+        from ..oauth.revocation import revoke_connection
 
-        return revoke_connection(self.records, addr)
+        return revoke_connection(self.records, addr, self.settings.home)
 
 
 def _main_change(k: Any, kind: str, given: Mapping[str, str], value: str) -> dict[str, str]:

@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from credwarden import CredentialInvalid, ValidationError, Warden
-from tests.core.rawdb import stored_bytes
 from tests.peers.google import GoogleTokenEndpoint, make_service_account_key
+from tests.rawdb import stored_bytes
 
 ADDR = "prod/gcp/etl"
 BQ = "https://www.googleapis.com/auth/bigquery"

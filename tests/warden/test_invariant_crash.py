@@ -12,7 +12,7 @@ import sys
 import time
 
 from credwarden import Warden
-from tests.core import workers
+from tests import workers
 
 
 def _run_and_kill(

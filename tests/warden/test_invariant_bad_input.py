@@ -19,7 +19,7 @@ from credwarden.errors import (
 )
 from credwarden.settings import Settings
 from credwarden.timeutil import parse_duration, parse_when
-from tests.core.rawdb import snapshot
+from tests.rawdb import snapshot
 
 A = "prod/stripe/billing"  # exists: an api_key
 NEW = "prod/stripe/new"

@@ -19,7 +19,7 @@ from credwarden import (
 from credwarden.errors import AlreadyExists, InvalidAddress, UnknownKind
 from credwarden.model import Credential, CredentialInfo, VersionInfo
 from credwarden.timeutil import iso, utcnow
-from tests.core.rawdb import raw, snapshot
+from tests.rawdb import raw, snapshot
 
 ADDR = "prod/stripe/billing"
 

@@ -18,7 +18,7 @@ from credwarden import MasterKeyError, Warden
 from credwarden.crypto.envelope import Keyring
 from credwarden.crypto.master import PassphraseSource
 from credwarden.errors import CredwardenError, CryptoError, StoreCorrupt
-from tests.core.rawdb import durable_records, raw, snapshot
+from tests.rawdb import durable_records, raw, snapshot
 
 A = "prod/stripe/billing"
 B = "prod/db/main"

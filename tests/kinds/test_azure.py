@@ -103,7 +103,7 @@ def test_secret_mints_and_caches(warden: Warden, entra: OidcProvider, trust: str
     assert token and warden.access_token(ADDR, scopes=[SCOPE]).reveal() == token
     assert entra.count("client_credentials") == before + 1
     assert SECRET not in json.dumps([e.to_dict() for e in warden.audit_events()])
-    from tests.core.rawdb import stored_bytes
+    from tests.rawdb import stored_bytes
 
     raw = stored_bytes(warden.settings.database_url)
     assert SECRET.encode() not in raw and token.encode() not in raw

@@ -22,7 +22,7 @@ from credwarden import (
 from credwarden.access.policy import Principal
 from credwarden.errors import AlreadyExists, Conflict, CryptoError, UsageError
 from credwarden.store.base import AUDIT_HEAD_SEQ as HEAD
-from tests.core.rawdb import (
+from tests.rawdb import (
     audit_columns,
     break_audit,
     count_events,

@@ -15,7 +15,7 @@ import pytest
 
 from credwarden import Conflict, Warden
 from credwarden.errors import AlreadyExists
-from tests.core import workers
+from tests import workers
 
 A = "prod/stripe/billing"
 

@@ -17,7 +17,7 @@ import pytest
 from credwarden import CredwardenError, Secret, ValidationError, Warden
 from credwarden.secret import MASK
 from tests.conftest import CANARY
-from tests.core.rawdb import stored_bytes
+from tests.rawdb import stored_bytes
 
 # Every kind, with the canary only in its secret fields (usernames, env var names and other
 # plain fields are not secret: the store may see them).
@@ -166,7 +166,7 @@ def test_canary_never_leaks(
 def test_wrong_keys_and_failures_do_not_leak(warden: Warden, database_url: str) -> None:
     """Crypto failures name the record problem, not a value, and the store stays sealed."""
     _store_all(warden)
-    from tests.core.rawdb import raw
+    from tests.rawdb import raw
 
     with raw(database_url) as db:
         rows = db.execute("SELECT key, body FROM records WHERE ns = 'ver' ORDER BY key")
