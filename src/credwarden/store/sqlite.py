@@ -321,6 +321,8 @@ cannot decode SQLite's own error text (it quotes bytes of a damaged file) or a t
 
 def _record(ns: str, key: Any, rev: Any, body: Any) -> Record:
     """A records row, its column types checked (SQLite keeps whatever it is given)."""
+    if type(key) is str and type(rev) is int and type(body) is bytes:  # the read path
+        return Record(key, rev, body)
     where = rows.record_name(ns, key if isinstance(key, str) else "?")
     if not isinstance(key, str):
         raise rows.corrupt(where, "its key is not text")
