@@ -4,6 +4,7 @@
     ├── UsageError                  exit 2  (code: usage)
     │   ├── InvalidAddress                  (code: invalid_address)
     │   ├── ValidationError                 (code: invalid_input)
+    │   │   └── UnknownEnvironment          (code: unknown_environment; HTTP 404)
     │   └── UnknownKind                     (code: unknown_kind)
     ├── MasterKeyError              exit 3  (code: master_key)
     ├── NotFound                    exit 4  (code: not_found)
@@ -58,6 +59,13 @@ class InvalidAddress(UsageError):
 
 class ValidationError(UsageError):
     code = "invalid_input"
+
+
+class UnknownEnvironment(ValidationError):
+    """An address or request names an environment the store does not have: a usage error on
+    the command line, a 404 over HTTP (the environment is a resource that is not there)."""
+
+    code = "unknown_environment"
 
 
 class UnknownKind(UsageError):

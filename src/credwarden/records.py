@@ -20,7 +20,7 @@ from .errors import (
     Conflict,
     NotFound,
     StoreCorrupt,
-    ValidationError,
+    UnknownEnvironment,
 )
 from .model import (
     NS_CRED,
@@ -254,7 +254,7 @@ class Records:
             if rec is not None:
                 self.environments = store_info(rec.body).get("environments", [])
         if env not in self.environments:
-            raise ValidationError(
+            raise UnknownEnvironment(
                 f"unknown environment {env!r} (known: {', '.join(self.environments)})",
                 hint=f"add it with `credwarden environments add {env}`",
             )

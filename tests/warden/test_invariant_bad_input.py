@@ -14,6 +14,7 @@ from credwarden import Warden
 from credwarden.errors import (
     CredwardenError,
     InvalidAddress,
+    UnknownEnvironment,
     UnknownKind,
     ValidationError,
 )
@@ -112,7 +113,7 @@ CASES = [
     case("env-no-fields", lambda w: w.add(NEW, "env", {}), ValidationError, "at least one"),
     case("api-key-env-var", add(api_key="k", env_var="not valid"), ValidationError, "env_var"),
     case("secret-env-var", add(kind="secret", value="v", env_var="1X"), ValidationError, "env_var"),
-    case("unknown-environment", add("qa/stripe/x"), ValidationError, "qa"),
+    case("unknown-environment", add("qa/stripe/x"), UnknownEnvironment, "qa"),
     case(
         "import-bad-name",
         lambda w: w.import_entries([("OK", "1"), ("1BAD", "2")], env="prod", service="s"),

@@ -36,6 +36,14 @@ Tags = Annotated[
     dict[TagKey, Annotated[str, Field(max_length=256)]],
     Field(json_schema_extra={"additionalProperties": False}),
 ]
+When = Annotated[
+    str,
+    Field(
+        max_length=64,
+        json_schema_extra={"anyOf": [{"format": "date"}, {"format": "date-time"}]},
+        description="an ISO date (the end of that day, UTC) or timestamp",
+    ),
+]
 VarName = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,63}$")]
 Pattern = Annotated[str, Field(pattern=PATTERN, max_length=200)]
 Actions = list[Annotated[str, Field(pattern=ACTION)]]
@@ -57,13 +65,17 @@ def _required_fields() -> JsonDict:
 
     branches: list[JsonValue] = []
     for name in kind_names():
-        needed: list[JsonValue] = [f.name for f in get_kind(name).fields if f.required]
-        branch: JsonDict = {"properties": {"kind": {"const": name}}}
+        kind = get_kind(name)
+        needed: list[JsonValue] = [f.name for f in kind.fields if f.required]
+        fields: JsonDict = {}
         if needed:
-            branch = {
-                "required": ["fields"],
-                "properties": {"kind": {"const": name}, "fields": {"required": needed}},
-            }
+            fields["required"] = needed
+        if not kind.open_fields:  # a closed kind takes only its own fields
+            known: list[JsonValue] = [f.name for f in kind.fields]
+            fields["propertyNames"] = {"enum": known}
+        branch: JsonDict = {"properties": {"kind": {"const": name}, "fields": fields}}
+        if needed:
+            branch["required"] = ["fields"]
         branches.append(branch)
     return {"anyOf": branches}
 
@@ -79,8 +91,26 @@ class NewCredential(_Body):
     owner: str | None = Field(default=None, max_length=2000)
     tags: Tags = Field(default_factory=dict)
     links: list[Link] = Field(default_factory=list)
-    expires_at: str | None = Field(default=None, max_length=64)
+    expires_at: When | None = None
     rotate_every: int | None = Field(default=None, gt=0, le=MAX_ROTATE_EVERY)
+
+
+CHANGE_METADATA = (
+    "description",
+    "owner",
+    "provider",
+    "tags",
+    "add_tags",
+    "links",
+    "add_links",
+    "expires_at",
+    "rotate_every",
+)
+"""The metadata an update may change (None: not given)."""
+
+
+CLEARABLE = ("description", "owner", "provider", "expires_at", "rotate_every")
+Clearable = Annotated[str, Field(pattern="^(" + "|".join(CLEARABLE) + ")$")]
 
 
 def _any_of(*required: str, non_empty: tuple[str, ...] = ()) -> JsonDict:
@@ -103,15 +133,7 @@ class CredentialChange(_Body):
             "fields",
             "unset",
             "main",
-            "description",
-            "owner",
-            "provider",
-            "tags",
-            "add_tags",
-            "links",
-            "add_links",
-            "expires_at",
-            "rotate_every",
+            *CHANGE_METADATA,
             "clear",
             non_empty=("fields", "unset", "clear", "add_tags", "add_links"),
         ),
@@ -131,9 +153,9 @@ class CredentialChange(_Body):
     add_tags: Tags | None = None
     links: list[Link] | None = None
     add_links: list[Link] | None = None
-    expires_at: str | None = Field(default=None, max_length=64)
+    expires_at: When | None = None
     rotate_every: int | None = Field(default=None, gt=0, le=MAX_ROTATE_EVERY)
-    clear: list[str] = Field(
+    clear: list[Clearable] = Field(
         default_factory=list, description="metadata to clear: description, owner, ..."
     )
 

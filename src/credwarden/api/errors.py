@@ -18,6 +18,7 @@ from ..errors import (
     StoreCorrupt,
     StoreError,
     Unauthenticated,
+    UnknownEnvironment,
     UsageError,
 )
 
@@ -25,6 +26,7 @@ _STATUS: list[tuple[type[CredwardenError], int]] = [
     (Unauthenticated, 401),
     (RateLimited, 429),
     (PermissionDenied, 403),
+    (UnknownEnvironment, 404),
     (UsageError, 400),
     (NotFound, 404),
     (Conflict, 409),

@@ -133,9 +133,9 @@ def export(
 def _env_vars(w: Facade, env: str, only: tuple[str, ...]) -> dict[str, Secret]:
     """The variables of `env`; a mistyped environment is an error, not an empty set."""
     if env not in w.environments:
-        from ..errors import ValidationError
+        from ..errors import UnknownEnvironment
 
-        raise ValidationError(
+        raise UnknownEnvironment(
             f"unknown environment {env!r} (known: {', '.join(w.environments)})",
             hint="`credwarden environments` lists them",
         )

@@ -10,6 +10,8 @@ from pydantic import Field
 
 from ...errors import ValidationError
 from ..bodies import (
+    CHANGE_METADATA,
+    CLEARABLE,
     HEALTH,
     KIND,
     CredentialChange,
@@ -21,19 +23,6 @@ from ..bodies import (
 from ..calls import FIELD, SEG, As, Seg, address, route, v1_router
 
 router = v1_router("credentials")
-
-_METADATA = (
-    "description",
-    "owner",
-    "provider",
-    "tags",
-    "add_tags",
-    "links",
-    "add_links",
-    "expires_at",
-    "rotate_every",
-)
-_CLEARABLE = ("description", "owner", "provider", "expires_at", "rotate_every")
 
 
 @route(router, "credentials.list", summary="Credentials the caller may describe")
@@ -65,11 +54,11 @@ def describe(a: As, env: Seg, service: Seg, name: Seg, versions: bool = False) -
 
 @route(router, "credentials.update", summary="Change fields or metadata (write)")
 def update(a: As, env: Seg, service: Seg, name: Seg, body: CredentialChange) -> dict[str, Any]:
-    meta: dict[str, Any] = {k: v for k in _METADATA if (v := getattr(body, k)) is not None}
+    meta: dict[str, Any] = {k: v for k in CHANGE_METADATA if (v := getattr(body, k)) is not None}
     for k in body.clear:
-        if k not in _CLEARABLE:
+        if k not in CLEARABLE:
             raise ValidationError(
-                f"cannot clear {k[:32]!r}", hint=f"clearable: {', '.join(_CLEARABLE)}"
+                f"cannot clear {k[:32]!r}", hint=f"clearable: {', '.join(CLEARABLE)}"
             )
         meta[k] = None
     info = a.run(
