@@ -372,9 +372,10 @@ def _parked(proc: subprocess.Popen[str], after: float = 0) -> bool:
     """The main thread sleeps in the kernel on a lock (where the wait for the redirect is)."""
     time.sleep(after)
     try:
-        return "futex" in Path(f"/proc/{proc.pid}/task/{proc.pid}/wchan").read_text()
+        where = Path(f"/proc/{proc.pid}/task/{proc.pid}/wchan").read_text()
     except OSError:
         return False
+    return "futex" in where or where.strip() in ("", "0")  # "0": the kernel does not say
 
 
 def _listener_blocks_sigint(proc: subprocess.Popen[str]) -> bool:
