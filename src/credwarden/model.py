@@ -81,6 +81,7 @@ CREDENTIAL_SHAPE = rows.Shape(
         "rotate_every": opt(rows.bounded(1, MAX_SPAN_S)),
         "health_override": opt(STR),
     },
+    key="address",
 )
 
 VERSION_SHAPE = rows.Shape(
@@ -139,11 +140,7 @@ class CredentialRecord(NamedTuple):
     @classmethod
     def from_record(cls, rec: Record) -> CredentialRecord:
         """Decode the record stored under its address (StoreCorrupt if malformed)."""
-        where = rows.record_name(NS_CRED, rec.key)
-        d = CREDENTIAL_SHAPE.decode(rec.body, where)
-        if d["address"] != rec.key:
-            raise rows.corrupt(where, "it holds the record of another address")
-        return cls(**d, rev=rec.rev)
+        return cls(**CREDENTIAL_SHAPE.record(rec, NS_CRED), rev=rec.rev)
 
 
 class VersionRecord(NamedTuple):

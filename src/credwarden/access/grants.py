@@ -110,8 +110,6 @@ def grant_from_record(rec: Record) -> Grant:
         grant = Grant.from_dict(fields)
     except UsageError:
         raise rows.corrupt(where, "its pattern, actions or role is invalid") from None
-    if grant.id != rec.key:
-        raise rows.corrupt(where, "it holds another grant")
     return grant
 
 

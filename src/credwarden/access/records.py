@@ -22,6 +22,7 @@ PRINCIPAL_SHAPE = rows.Shape(
     "principal",
     {"name": STR, "type": STR},
     {"owner": opt(STR), "description": opt(STR), "created_at": STR, "created_by": STR},
+    key="name",
 )
 TOKEN_SHAPE = rows.Shape(
     "API token",
@@ -32,18 +33,20 @@ TOKEN_SHAPE = rows.Shape(
         "description": opt(STR),
         "last_used_at": opt(TIME),
     },
+    key="id",
 )
 GRANT_SHAPE = rows.Shape(
     "grant",
     {"id": STR, "principal": STR, "pattern": STR, "actions": list_of(STR)},
     {"role": opt(STR), "created_at": STR, "created_by": STR},
+    key="id",
 )
 GEN_SHAPE = rows.Shape("access generation", {"gen": COUNT})
 
 
 def grant_fields(rec: Record) -> dict[str, Any]:
     """A stored grant's fields, shape-checked (`Grant.from_dict` checks its pattern and actions)."""
-    return GRANT_SHAPE.decode(rec.body, rows.record_name(NS_GRANT, rec.key))
+    return GRANT_SHAPE.record(rec, NS_GRANT)
 
 
 class PrincipalRecord(NamedTuple):
@@ -62,11 +65,7 @@ class PrincipalRecord(NamedTuple):
 
     @classmethod
     def from_record(cls, rec: Record) -> PrincipalRecord:
-        where = rows.record_name(NS_PRINCIPAL, rec.key)
-        d = PRINCIPAL_SHAPE.decode(rec.body, where)
-        if d["name"] != rec.key:
-            raise rows.corrupt(where, "it holds another principal")
-        return cls(**d)
+        return cls(**PRINCIPAL_SHAPE.record(rec, NS_PRINCIPAL))
 
 
 class TokenRecord(NamedTuple):
@@ -92,11 +91,7 @@ class TokenRecord(NamedTuple):
 
     @classmethod
     def from_record(cls, rec: Record) -> TokenRecord:
-        where = rows.record_name(NS_APITOKEN, rec.key)
-        d = TOKEN_SHAPE.decode(rec.body, where)
-        if d["id"] != rec.key:
-            raise rows.corrupt(where, "it holds another token")
-        return cls(**d)
+        return cls(**TOKEN_SHAPE.record(rec, NS_APITOKEN))
 
     def __repr__(self) -> str:
         return f"TokenRecord(id={self.id!r}, principal={self.principal!r})"

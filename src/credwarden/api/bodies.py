@@ -51,7 +51,6 @@ Actions = list[Annotated[str, Field(pattern=ACTION)]]
 MAX_BODY = 1 << 20
 # Rotation periods are seconds; bounded so that date arithmetic on them (health) cannot
 # overflow: a 10**30 would be a 500 on every later describe and listing.
-MAX_ROTATE_EVERY = MAX_SPAN_S
 Env = Annotated[str, Field(pattern=SEG)]
 
 
@@ -92,7 +91,7 @@ class NewCredential(_Body):
     tags: Tags = Field(default_factory=dict)
     links: list[Link] = Field(default_factory=list)
     expires_at: When | None = None
-    rotate_every: int | None = Field(default=None, gt=0, le=MAX_ROTATE_EVERY)
+    rotate_every: int | None = Field(default=None, gt=0, le=MAX_SPAN_S)
 
 
 CHANGE_METADATA = (
@@ -154,7 +153,7 @@ class CredentialChange(_Body):
     links: list[Link] | None = None
     add_links: list[Link] | None = None
     expires_at: When | None = None
-    rotate_every: int | None = Field(default=None, gt=0, le=MAX_ROTATE_EVERY)
+    rotate_every: int | None = Field(default=None, gt=0, le=MAX_SPAN_S)
     clear: list[Clearable] = Field(
         default_factory=list, description="metadata to clear: description, owner, ..."
     )

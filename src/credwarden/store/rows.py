@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from ..errors import StoreCorrupt
+from .base import Record
 
 Check = Callable[[Any], bool]
 
@@ -154,9 +155,10 @@ def map_of(check: Check) -> Check:
 class Shape:
     """The fields of one kind of record: name -> check, and which must be present. An `open`
     shape keeps fields it does not name (a settings record that later versions extend and
-    that is written back whole); a closed one returns only its own."""
+    that is written back whole); a closed one returns only its own. `key` names the field
+    that must repeat the row's key (a record copied under another key is corrupt)."""
 
-    __slots__ = ("fields", "name", "open", "required")
+    __slots__ = ("fields", "key", "name", "open", "required")
 
     def __init__(
         self,
@@ -165,11 +167,13 @@ class Shape:
         optional: Mapping[str, Check] | None = None,
         *,
         open: bool = False,
+        key: str | None = None,
     ) -> None:
         self.name = name
         self.required = dict(required)
         self.fields = {**self.required, **(optional or {})}
         self.open = open
+        self.key = key
 
     def check(self, value: Any, where: str) -> dict[str, Any]:
         """The fields of `value` (already parsed), or StoreCorrupt."""
@@ -190,6 +194,14 @@ class Shape:
     def decode(self, body: bytes | str | memoryview, where: str) -> dict[str, Any]:
         """Parse and check a stored body."""
         return self.check(document(body, where), where)
+
+    def record(self, rec: Record, ns: str) -> dict[str, Any]:
+        """The fields of the record `rec` of namespace `ns`, its key checked against `key`."""
+        where = record_name(ns, rec.key)
+        fields = self.decode(rec.body, where)
+        if self.key is not None and fields[self.key] != rec.key:
+            raise corrupt(where, f"it holds another {self.name}'s record")
+        return fields
 
 
 def integer(raw: Any, where: str, what: str) -> int:
